@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"sendpilot-loader/configs"
+	"sendpilot-loader/extract"
+	"sendpilot-loader/extract/buffer"
+	"sendpilot-loader/extract/envelope"
+)
+
+func runServe(ctx context.Context, env *environment, args []string) int {
+	cfg, rest, code, ok := parseConfig(env, "serve", "serve [flags]", args, configs.BindServe)
+	if !ok {
+		return code
+	}
+	log := newLogger(env.stderr, cfg)
+	if len(rest) > 0 {
+		log.Error("serve takes no arguments", "args", rest)
+		return 2
+	}
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("serve stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the webhook server until ctx is cancelled, then shuts down gracefully: it stops accepting
+// connections, lets in-flight requests finish, and seals the active segment.
+func serve(ctx context.Context, cfg configs.Config, log *slog.Logger) error {
+	mode := cfg.Webhook.SignatureMode
+	if len(cfg.Webhook.Secrets) == 0 && mode == configs.SignatureEnforce {
+		mode = configs.SignatureLog
+		log.Warn("NO WEBHOOK SECRET CONFIGURED: signatures are NOT enforced; every delivery is stored and " +
+			"flagged. Set SENDPILOT_WEBHOOK_SECRETS (or --webhook-secret) to enforce them.")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	buf, err := buffer.Open(cfg.BufferDir(), buffer.Options{
+		SegmentMaxBytes: int64(cfg.Buffer.SegmentMaxBytes),
+		SegmentMaxAge:   cfg.Buffer.SegmentMaxAge,
+		MaxBytes:        int64(cfg.Buffer.MaxBytes),
+		MinFreeBytes:    int64(cfg.Buffer.MinFreeBytes),
+		Logger:          log.With("component", "buffer"),
+		Registerer:      reg,
+		RecordTime:      envelope.ReceivedAt,
+	})
+	if err != nil {
+		return fmt.Errorf("open buffer: %w", err)
+	}
+
+	rc := extract.NewReceiver(extract.Options{
+		Path:          cfg.Webhook.Path,
+		SignatureMode: mode,
+		Verifier:      extract.NewVerifier(cfg.Webhook.Secrets, cfg.Webhook.TimestampTolerance, nil),
+		MaxBodyBytes:  int64(cfg.Webhook.MaxBodyBytes),
+		Store:         buf,
+		Logger:        log.With("component", "receiver"),
+		Registry:      reg,
+	})
+	srv := &http.Server{
+		Handler:           rc,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		buf.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	scheme := "http"
+	if cfg.Server.TLSCert != "" {
+		scheme = "https"
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "url", fmt.Sprintf("%s://%s%s", scheme, ln.Addr(), cfg.Webhook.Path),
+		"signature_mode", mode, "secrets", len(cfg.Webhook.Secrets), "buffer", cfg.BufferDir())
+
+	served := make(chan error, 1)
+	go func() {
+		if cfg.Server.TLSCert != "" {
+			served <- srv.ServeTLS(ln, cfg.Server.TLSCert, cfg.Server.TLSKey)
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: no new connections, finishing in-flight requests")
+	case err := <-served:
+		runErr = fmt.Errorf("serve http: %w", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("shut down http server", "err", err)
+	}
+	if err := buf.Close(); err != nil {
+		return errors.Join(runErr, fmt.Errorf("close buffer: %w", err))
+	}
+	log.Info("stopped; active segment sealed")
+	return runErr
+}

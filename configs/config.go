@@ -1,0 +1,178 @@
+// Package configs holds the service's configuration: its type, its defaults, and loading it from a YAML file,
+// SENDPILOT_* environment variables and command-line flags, in that order of increasing precedence.
+//
+// Every other package receives plain values from a Config; nothing else reads the environment.
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Signature modes for incoming webhooks.
+const (
+	// SignatureEnforce rejects a delivery whose signature is missing, wrong or stale with 401; nothing is stored.
+	SignatureEnforce = "enforce"
+	// SignatureLog stores every delivery and records the signature verdict in its envelope.
+	SignatureLog = "log"
+	// SignatureOff stores every delivery without looking at the signature.
+	SignatureOff = "off"
+)
+
+// Config is the whole configuration of sendpilot-loader. The zero value is not useful; start from Defaults.
+type Config struct {
+	// Listen is the TCP address the webhook server binds to.
+	Listen string `yaml:"listen"`
+	// DataDir holds the buffer, the archive, the load state and the default DuckDB warehouse.
+	DataDir string `yaml:"data_dir"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json.
+	LogFormat string `yaml:"log_format"`
+
+	Webhook Webhook `yaml:"webhook"`
+	Server  Server  `yaml:"server"`
+	Buffer  Buffer  `yaml:"buffer"`
+}
+
+// Webhook configures how deliveries are accepted.
+type Webhook struct {
+	// Path is the URL path SendPilot posts to.
+	Path string `yaml:"path"`
+	// Secrets are the webhook signing secrets; every one is tried, so two can be valid during a rotation.
+	Secrets []string `yaml:"secrets"`
+	// SignatureMode is enforce, log or off.
+	SignatureMode string `yaml:"signature_mode"`
+	// TimestampTolerance rejects (enforce) or flags (log) signatures whose t= is further than this from now;
+	// zero disables the check. t= may be in seconds or milliseconds.
+	TimestampTolerance time.Duration `yaml:"timestamp_tolerance"`
+	// MaxBodyBytes is the largest body accepted; a larger one is answered 413 and not stored.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+}
+
+// Server configures the HTTP server.
+type Server struct {
+	// ReadHeaderTimeout bounds how long a client may take to send its request headers.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds how long a client may take to send the whole request, body included.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds the time from the end of the request headers to the end of the response.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout bounds how long a keep-alive connection may sit idle.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ShutdownTimeout bounds how long a graceful shutdown waits for in-flight requests.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TLSCert and TLSKey, when both set, make the server speak HTTPS itself.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+}
+
+// Buffer configures the on-disk segment log.
+type Buffer struct {
+	// SegmentMaxBytes seals the active segment once it reaches this size.
+	SegmentMaxBytes ByteSize `yaml:"segment_max_bytes"`
+	// SegmentMaxAge seals a non-empty active segment once its first record is this old.
+	SegmentMaxAge time.Duration `yaml:"segment_max_age"`
+	// MaxBytes is the quota for everything under the buffer directory; past it deliveries get 503. Zero means none.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// MinFreeBytes answers 503 while the file system has less free space than this. Zero disables the check.
+	MinFreeBytes ByteSize `yaml:"min_free_bytes"`
+}
+
+// Defaults returns the configuration used where nothing else is said.
+func Defaults() Config {
+	return Config{
+		Listen:    "127.0.0.1:8080",
+		DataDir:   "./data",
+		LogLevel:  "info",
+		LogFormat: "text",
+		Webhook: Webhook{
+			Path:          "/webhooks/sendpilot",
+			SignatureMode: SignatureEnforce,
+			MaxBodyBytes:  64 * MiB,
+		},
+		Server: Server{
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       20 * time.Second,
+			WriteTimeout:      28 * time.Second,
+			IdleTimeout:       90 * time.Second,
+			ShutdownTimeout:   25 * time.Second,
+		},
+		Buffer: Buffer{
+			SegmentMaxBytes: 64 * MiB,
+			SegmentMaxAge:   60 * time.Second,
+			MaxBytes:        20 * GiB,
+			MinFreeBytes:    256 * MiB,
+		},
+	}
+}
+
+// BufferDir is where the segment log lives.
+func (c Config) BufferDir() string { return filepath.Join(c.DataDir, "buffer") }
+
+// Validate reports every setting that cannot work, joined into one error.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen %q: %w", c.Listen, err)
+	}
+	if c.DataDir == "" {
+		bad("data_dir must not be empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log_format %q: want text or json", c.LogFormat)
+	}
+	if !strings.HasPrefix(c.Webhook.Path, "/") {
+		bad("webhook.path %q must start with /", c.Webhook.Path)
+	}
+	switch c.Webhook.SignatureMode {
+	case SignatureEnforce, SignatureLog, SignatureOff:
+	default:
+		bad("webhook.signature_mode %q: want enforce, log or off", c.Webhook.SignatureMode)
+	}
+	for i, s := range c.Webhook.Secrets {
+		if strings.TrimSpace(s) == "" {
+			bad("webhook.secrets[%d] is empty", i)
+		}
+	}
+	if c.Webhook.TimestampTolerance < 0 {
+		bad("webhook.timestamp_tolerance must not be negative")
+	}
+	if c.Webhook.MaxBodyBytes <= 0 {
+		bad("webhook.max_body_bytes must be positive")
+	}
+	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
+		bad("server.tls_cert and server.tls_key go together")
+	}
+	for name, d := range map[string]time.Duration{
+		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.read_timeout": c.Server.ReadTimeout,
+		"server.write_timeout": c.Server.WriteTimeout, "server.idle_timeout": c.Server.IdleTimeout,
+		"server.shutdown_timeout": c.Server.ShutdownTimeout, "buffer.segment_max_age": c.Buffer.SegmentMaxAge,
+	} {
+		if d <= 0 {
+			bad("%s must be positive", name)
+		}
+	}
+	if c.Buffer.SegmentMaxBytes < 4*KiB {
+		bad("buffer.segment_max_bytes must be at least 4KiB")
+	}
+	if c.Buffer.MaxBytes < 0 || c.Buffer.MinFreeBytes < 0 {
+		bad("buffer.max_bytes and buffer.min_free_bytes must not be negative")
+	}
+	if c.Buffer.MaxBytes > 0 && c.Buffer.MaxBytes < c.Webhook.MaxBodyBytes {
+		bad("buffer.max_bytes (%s) is smaller than webhook.max_body_bytes (%s)", c.Buffer.MaxBytes, c.Webhook.MaxBodyBytes)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,528 @@
+// Package buffer is the durable, append-only, segmented NDJSON log that holds every accepted webhook until the
+// loader has committed it to the warehouse.
+//
+// Invariants:
+//   - Append returns nil only after the record and everything before it in its segment are fsync'd.
+//   - Concurrent Appends share one write and one fsync (group commit).
+//   - A record is never split across segments, and a failed write leaves no partial record behind.
+//   - There is at most one active segment (*.ndjson.open); once sealed (*.ndjson) a segment never changes.
+//   - After any stop, Open repairs the active segment and seals it; new records go to a new segment.
+//
+// The on-disk format and the recovery rule are written down in docs/buffer-format.md.
+package buffer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ErrFull means the record was not stored because the buffer is over its quota or the disk is (nearly) full.
+// It is temporary: the sender should retry later.
+var ErrFull = errors.New("buffer full")
+
+// ErrClosed means the buffer no longer accepts records.
+var ErrClosed = errors.New("buffer closed")
+
+// maxBatchBytes bounds how much one group commit writes, so one fsync never waits on an unbounded write.
+const maxBatchBytes = 8 << 20
+
+// Options tune a Buffer. Zero values take the documented defaults.
+type Options struct {
+	// SegmentMaxBytes seals the active segment before a record would take it past this size (default 64 MiB).
+	// A record larger than this gets a segment of its own.
+	SegmentMaxBytes int64
+	// SegmentMaxAge seals a non-empty active segment whose first record is this old (default 60 s).
+	SegmentMaxAge time.Duration
+	// MaxBytes is the quota for all files in the directory; 0 means none.
+	MaxBytes int64
+	// MinFreeBytes refuses records that would leave less free disk space than this; 0 disables the check.
+	MinFreeBytes int64
+	// Logger receives recovery and rotation messages; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the buffer's metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+	// RecordTime extracts the receive time of a record, for the age of the oldest pending record; nil uses
+	// segment modification times.
+	RecordTime func(line []byte) (time.Time, bool)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	// Fault injection for tests.
+	openFile  func(path string) (segmentFile, error)
+	freeSpace func(dir string) (int64, error)
+}
+
+// segmentFile is what the writer needs of an open segment.
+type segmentFile interface {
+	io.Writer
+	Sync() error
+	Truncate(size int64) error
+	Close() error
+}
+
+type request struct {
+	line []byte
+	done chan error
+}
+
+// Buffer is an open segment log. Its methods are safe for concurrent use.
+type Buffer struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	mu     sync.RWMutex // guards closed against Appends racing Close
+	closed bool
+	reqs   chan *request
+	seal   chan chan error
+	stop   chan struct{}
+	done   chan struct{}
+
+	failed  atomic.Pointer[error] // set when the log can no longer be trusted for writing
+	usage   atomic.Int64          // bytes of all files in dir
+	free    atomic.Int64          // free bytes on the file system, refreshed every second
+	sealedN atomic.Int64          // sealed segments in dir
+
+	// Owned by the writer goroutine.
+	active      segmentFile
+	activeSeq   uint64
+	activeSize  int64
+	activeFirst time.Time
+	activeAt    atomic.Int64 // activeFirst in Unix nanoseconds, 0 when no active record; read by Stats
+	nextSeq     uint64
+	wbuf        []byte
+}
+
+// Open recovers dir (creating it if needed) and starts the writer.
+func Open(dir string, opts Options) (*Buffer, error) {
+	if opts.SegmentMaxBytes <= 0 {
+		opts.SegmentMaxBytes = 64 << 20
+	}
+	if opts.SegmentMaxAge <= 0 {
+		opts.SegmentMaxAge = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.openFile == nil {
+		opts.openFile = func(path string) (segmentFile, error) {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err != nil {
+				return nil, err
+			}
+			return osFile{f}, nil
+		}
+	}
+	if opts.freeSpace == nil {
+		opts.freeSpace = freeSpace
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create buffer dir: %w", err)
+	}
+	if err := SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+		return nil, err
+	}
+	maxSeq, err := recoverDir(dir, log)
+	if err != nil {
+		return nil, fmt.Errorf("recover buffer: %w", err)
+	}
+	b := &Buffer{
+		dir:     dir,
+		opts:    opts,
+		log:     log,
+		reqs:    make(chan *request, 4096),
+		seal:    make(chan chan error),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		nextSeq: maxSeq + 1,
+	}
+	b.m = newMetrics(opts.Registerer, b)
+	b.refresh()
+	go b.run()
+	return b, nil
+}
+
+// Dir is the directory of the log.
+func (b *Buffer) Dir() string { return b.dir }
+
+// Append stores line (one JSON document, no newline) as one record and returns once it is durable. An error
+// means the record may or may not have been stored; it was not acknowledged. ErrFull and ErrClosed are
+// returned as such (wrapped).
+func (b *Buffer) Append(ctx context.Context, line []byte) error {
+	if len(line) == 0 || bytes.IndexByte(line, '\n') >= 0 {
+		return fmt.Errorf("append record: a record is one non-empty line")
+	}
+	r := &request{line: line, done: make(chan error, 1)}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case b.reqs <- r:
+		b.mu.RUnlock()
+	case <-ctx.Done():
+		b.mu.RUnlock()
+		return fmt.Errorf("queue record: %w", ctx.Err())
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("wait for fsync: %w", ctx.Err())
+	}
+}
+
+// Seal seals the active segment if it holds any record, so that a loader can take it now.
+func (b *Buffer) Seal() error {
+	reply := make(chan error, 1)
+	select {
+	case b.seal <- reply:
+		return <-reply
+	case <-b.done:
+		return ErrClosed
+	}
+}
+
+// Ready reports why the buffer cannot take a record now, or nil.
+func (b *Buffer) Ready() error {
+	b.mu.RLock()
+	closed := b.closed
+	b.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if p := b.failed.Load(); p != nil {
+		return *p
+	}
+	if q := b.opts.MaxBytes; q > 0 && b.usage.Load() >= q {
+		return fmt.Errorf("%w: %d bytes used of a %d byte quota", ErrFull, b.usage.Load(), q)
+	}
+	if m := b.opts.MinFreeBytes; m > 0 && b.free.Load() < m {
+		return fmt.Errorf("%w: %d bytes free on disk, %d required", ErrFull, b.free.Load(), m)
+	}
+	return nil
+}
+
+// Close stops accepting records, commits those already queued, seals the active segment and stops the writer.
+func (b *Buffer) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		<-b.done
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	close(b.stop)
+	<-b.done
+	if p := b.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Stats describes what the buffer holds that has not been loaded yet.
+type Stats struct {
+	PendingSegments int       // sealed segments in the directory
+	PendingBytes    int64     // bytes of all segments, sealed and active
+	OldestPending   time.Time // receive time of the oldest record still in the directory; zero if none
+}
+
+// Stats reads the directory; it is meant for metrics and status pages, not hot paths.
+func (b *Buffer) Stats() (Stats, error) {
+	segs, err := Sealed(b.dir)
+	if err != nil {
+		return Stats{}, err
+	}
+	s := Stats{PendingSegments: len(segs), PendingBytes: b.usage.Load()}
+	if len(segs) > 0 {
+		s.OldestPending = b.firstRecordTime(segs[0])
+	} else if at := b.activeAt.Load(); at != 0 {
+		s.OldestPending = time.Unix(0, at)
+	}
+	return s, nil
+}
+
+func (b *Buffer) firstRecordTime(s Segment) time.Time {
+	if b.opts.RecordTime != nil {
+		if f, err := os.Open(s.Path); err == nil {
+			head := make([]byte, 256)
+			n, _ := io.ReadFull(f, head)
+			f.Close()
+			if t, ok := b.opts.RecordTime(head[:n]); ok {
+				return t
+			}
+		}
+	}
+	return s.ModTime
+}
+
+// run is the writer: the only goroutine that touches segment files.
+func (b *Buffer) run() {
+	defer close(b.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-b.reqs:
+			b.commit(b.gather(r))
+		case reply := <-b.seal:
+			reply <- b.sealActive()
+		case <-tick.C:
+			if b.active != nil && b.activeSize > 0 && b.opts.Now().Sub(b.activeFirst) >= b.opts.SegmentMaxAge {
+				if err := b.sealActive(); err != nil {
+					b.log.Error("seal segment by age", "err", err)
+				}
+			}
+			b.refresh()
+		case <-b.stop:
+			for {
+				select {
+				case r := <-b.reqs:
+					b.commit(b.gather(r))
+					continue
+				default:
+				}
+				break
+			}
+			if err := b.sealActive(); err != nil {
+				b.log.Error("seal segment on close", "err", err)
+				b.fail(err)
+			}
+			return
+		}
+	}
+}
+
+// gather collects the requests already waiting behind first, up to maxBatchBytes.
+func (b *Buffer) gather(first *request) []*request {
+	batch := []*request{first}
+	size := len(first.line)
+	for size < maxBatchBytes {
+		select {
+		case r := <-b.reqs:
+			batch = append(batch, r)
+			size += len(r.line) + 1
+			continue
+		default:
+		}
+		break
+	}
+	return batch
+}
+
+// commit writes a batch with as few fsyncs as segment boundaries allow and answers every request.
+func (b *Buffer) commit(batch []*request) {
+	if p := b.failed.Load(); p != nil {
+		for _, r := range batch {
+			r.done <- *p
+		}
+		return
+	}
+	accepted := b.admit(batch)
+	b.wbuf = b.wbuf[:0]
+	start := 0
+	for i, r := range accepted {
+		need := int64(len(r.line) + 1)
+		if pending := b.activeSize + int64(len(b.wbuf)); pending > 0 && pending+need > b.opts.SegmentMaxBytes {
+			if len(b.wbuf) > 0 {
+				answer(accepted[start:i], b.writeChunk(b.wbuf))
+				b.wbuf, start = b.wbuf[:0], i
+			}
+			if err := b.sealActive(); err != nil {
+				b.log.Error("seal full segment", "err", err)
+			}
+		}
+		b.wbuf = append(b.wbuf, r.line...)
+		b.wbuf = append(b.wbuf, '\n')
+	}
+	if len(b.wbuf) > 0 {
+		answer(accepted[start:], b.writeChunk(b.wbuf))
+	}
+	if cap(b.wbuf) > 2*maxBatchBytes {
+		b.wbuf = nil // do not pin a buffer grown by one huge record
+	}
+	if len(accepted) > 0 {
+		b.m.batchSize.Observe(float64(len(accepted)))
+	}
+}
+
+// admit answers ErrFull to the requests that would break the quota or the free-space floor and returns the rest.
+func (b *Buffer) admit(batch []*request) []*request {
+	quota, floor := b.opts.MaxBytes, b.opts.MinFreeBytes
+	if quota <= 0 && floor <= 0 {
+		return batch
+	}
+	usage, free := b.usage.Load(), b.free.Load()
+	kept := batch[:0]
+	for _, r := range batch {
+		need := int64(len(r.line) + 1)
+		switch {
+		case quota > 0 && usage+need > quota:
+			r.done <- fmt.Errorf("%w: quota of %d bytes reached", ErrFull, quota)
+		case floor > 0 && free-need < floor:
+			r.done <- fmt.Errorf("%w: less than %d bytes free on disk", ErrFull, floor)
+		default:
+			usage += need
+			free -= need
+			kept = append(kept, r)
+		}
+	}
+	return kept
+}
+
+func answer(rs []*request, err error) {
+	for _, r := range rs {
+		r.done <- err
+	}
+}
+
+// writeChunk appends buf to the active segment (opening one if needed) and fsyncs it. On failure the segment
+// is cut back to its last durable size, so no partial record remains, and the next write starts a new segment.
+func (b *Buffer) writeChunk(buf []byte) error {
+	if b.active == nil {
+		if err := b.openActive(); err != nil {
+			return err
+		}
+	}
+	_, err := b.active.Write(buf)
+	if err == nil {
+		start := time.Now()
+		err = b.active.Sync()
+		b.m.fsyncSeconds.Observe(time.Since(start).Seconds())
+	}
+	if err != nil {
+		b.rollback()
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			return fmt.Errorf("%w: %w", ErrFull, err)
+		}
+		return fmt.Errorf("write segment: %w", err)
+	}
+	if b.activeSize == 0 {
+		b.activeFirst = b.opts.Now()
+		b.activeAt.Store(b.activeFirst.UnixNano())
+	}
+	b.activeSize += int64(len(buf))
+	b.usage.Add(int64(len(buf)))
+	b.free.Add(-int64(len(buf)))
+	b.m.bytesWritten.Add(float64(len(buf)))
+	return nil
+}
+
+// rollback cuts the active segment back to its last durable size after a failed write or fsync and retires it.
+// If even that fails, the buffer refuses all further records: its files need a person's attention.
+func (b *Buffer) rollback() {
+	err := b.active.Truncate(b.activeSize)
+	if err == nil {
+		err = b.active.Sync()
+	}
+	if err != nil {
+		b.log.Error("cannot cut failed write from segment; refusing further records",
+			"segment", SegmentName(b.activeSeq, ActiveSuffix), "offset", b.activeSize, "err", err)
+		b.active.Close()
+		b.active = nil
+		b.fail(fmt.Errorf("roll back failed write: %w", err))
+		return
+	}
+	// After a failed fsync the page cache may no longer match the disk; start afresh in a new segment.
+	if err := b.sealActive(); err != nil {
+		b.fail(err)
+	}
+}
+
+func (b *Buffer) fail(err error) {
+	b.failed.CompareAndSwap(nil, &err)
+}
+
+// openActive creates the next segment. The sequence file is written first, so a number is never reused.
+func (b *Buffer) openActive() error {
+	seq := b.nextSeq
+	if err := WriteFileAtomic(filepath.Join(b.dir, sequenceFile), []byte(strconv.FormatUint(seq, 10)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("record sequence: %w", err)
+	}
+	f, err := b.opts.openFile(filepath.Join(b.dir, SegmentName(seq, ActiveSuffix)))
+	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("%w: create segment: %w", ErrFull, err)
+		}
+		return fmt.Errorf("create segment: %w", err)
+	}
+	if err := SyncDir(b.dir); err != nil {
+		f.Close()
+		return err
+	}
+	b.nextSeq = seq + 1
+	b.active, b.activeSeq, b.activeSize = f, seq, 0
+	return nil
+}
+
+// sealActive closes the active segment and renames it to its sealed name (an empty one is removed).
+func (b *Buffer) sealActive() error {
+	if b.active == nil {
+		return nil
+	}
+	f, seq, size := b.active, b.activeSeq, b.activeSize
+	b.active, b.activeSize = nil, 0
+	b.activeAt.Store(0)
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close segment: %w", err)
+	}
+	open := filepath.Join(b.dir, SegmentName(seq, ActiveSuffix))
+	if size == 0 {
+		if err := os.Remove(open); err != nil {
+			return fmt.Errorf("remove empty segment: %w", err)
+		}
+		return SyncDir(b.dir)
+	}
+	if err := RenameDurable(open, filepath.Join(b.dir, SegmentName(seq, SealedSuffix))); err != nil {
+		return fmt.Errorf("seal segment: %w", err)
+	}
+	b.sealedN.Add(1)
+	b.m.sealed.Inc()
+	b.log.Debug("sealed segment", "seq", seq, "bytes", size)
+	return nil
+}
+
+// refresh re-reads the directory's size and the disk's free space; a loader may remove segments at any time.
+func (b *Buffer) refresh() {
+	entries, err := os.ReadDir(b.dir)
+	if err != nil {
+		b.log.Error("read buffer dir", "err", err)
+		return
+	}
+	var total, sealed int64
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil {
+			total += info.Size()
+		}
+		if _, suf, ok := ParseSegmentName(e.Name()); ok && suf == SealedSuffix {
+			sealed++
+		}
+	}
+	b.usage.Store(total)
+	b.sealedN.Store(sealed)
+	if free, err := b.opts.freeSpace(b.dir); err == nil {
+		b.free.Store(free)
+	} else {
+		b.log.Error("measure free disk space", "err", err)
+	}
+}

@@ -1,0 +1,194 @@
+// Package envelope defines the one-line JSON record the receiver writes to the buffer for each delivery, and
+// reads it back. It has no dependencies beyond the standard library, so the transform can share it.
+//
+// A line is a JSON object whose keys always come in this order: v, received_at, signature, then the optional
+// keys, and last the payload. Exactly one of payload (the body as compact JSON), payload_text (a body that is
+// not JSON but is UTF-8) and payload_base64 (any other body) is present. quarantine is set, with a reason, when
+// the body is not a SendPilot event that the transform can key (not JSON, not an object, no eventId).
+package envelope
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Version is the envelope format written by this build. Readers accept every version up to it.
+const Version = 1
+
+// Signature verdicts recorded in the envelope.
+const (
+	SigValid     = "valid"     // a configured secret produced one of the s= values
+	SigInvalid   = "invalid"   // a header was present but no secret matched it, or it could not be parsed
+	SigMissing   = "missing"   // no webhook-signature header
+	SigStale     = "stale"     // the signature matched but t= is outside the configured tolerance
+	SigUnchecked = "unchecked" // signature checking is off
+)
+
+// Envelope is one buffered delivery.
+type Envelope struct {
+	V          int               `json:"v"`
+	ReceivedAt time.Time         `json:"received_at"`
+	Signature  string            `json:"signature"`
+	RemoteAddr string            `json:"remote_addr,omitempty"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	EventID    string            `json:"event_id,omitempty"`
+	EventType  string            `json:"event_type,omitempty"`
+	Quarantine string            `json:"quarantine,omitempty"`
+	// Exactly one of the following three is set.
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	PayloadText   string          `json:"payload_text,omitempty"`
+	PayloadBase64 []byte          `json:"payload_base64,omitempty"`
+}
+
+// Body returns the delivery's body: the compact JSON payload, or the original bytes of a body that was not JSON.
+func (e *Envelope) Body() []byte {
+	switch {
+	case len(e.Payload) > 0:
+		return e.Payload
+	case e.PayloadText != "":
+		return []byte(e.PayloadText)
+	}
+	return e.PayloadBase64
+}
+
+// AppendLine appends e as one JSON line without the trailing newline. The payload must already be valid,
+// compact JSON (it is copied as is).
+func AppendLine(dst []byte, e *Envelope) []byte {
+	dst = append(dst, `{"v":`...)
+	dst = strconv.AppendInt(dst, int64(e.V), 10)
+	dst = append(dst, `,"received_at":"`...)
+	dst = e.ReceivedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","signature":`...)
+	dst = AppendString(dst, e.Signature)
+	dst = appendField(dst, "remote_addr", e.RemoteAddr)
+	if len(e.Headers) > 0 {
+		keys := make([]string, 0, len(e.Headers))
+		for k := range e.Headers {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		dst = append(dst, `,"headers":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendString(dst, k)
+			dst = append(dst, ':')
+			dst = AppendString(dst, e.Headers[k])
+		}
+		dst = append(dst, '}')
+	}
+	dst = appendField(dst, "event_id", e.EventID)
+	dst = appendField(dst, "event_type", e.EventType)
+	dst = appendField(dst, "quarantine", e.Quarantine)
+	switch {
+	case len(e.Payload) > 0:
+		dst = append(dst, `,"payload":`...)
+		dst = append(dst, e.Payload...)
+	case e.PayloadText != "":
+		dst = appendField(dst, "payload_text", e.PayloadText)
+	case len(e.PayloadBase64) > 0:
+		b, _ := json.Marshal(e.PayloadBase64) // a []byte marshals as a base64 string
+		dst = append(dst, `,"payload_base64":`...)
+		dst = append(dst, b...)
+	}
+	return append(dst, '}')
+}
+
+func appendField(dst []byte, key, val string) []byte {
+	if val == "" {
+		return dst
+	}
+	dst = append(dst, ',', '"')
+	dst = append(dst, key...)
+	dst = append(dst, '"', ':')
+	return AppendString(dst, val)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD; callers that must not lose bytes
+// check utf8.Valid first (the receiver base64-encodes such bodies instead).
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// Decode parses one envelope line (with or without its newline).
+func Decode(line []byte) (Envelope, error) {
+	var e Envelope
+	if err := json.Unmarshal(line, &e); err != nil {
+		return e, fmt.Errorf("decode envelope: %w", err)
+	}
+	if e.V < 1 || e.V > Version {
+		return e, fmt.Errorf("decode envelope: unsupported version %d", e.V)
+	}
+	if e.ReceivedAt.IsZero() {
+		return e, fmt.Errorf("decode envelope: no received_at")
+	}
+	return e, nil
+}
+
+var headPrefix = []byte(`{"v":`)
+
+// IsEnvelope reports whether line starts the way every envelope does. It does not validate the rest.
+func IsEnvelope(line []byte) bool {
+	return bytes.HasPrefix(bytes.TrimLeft(line, " \t\r\n"), headPrefix)
+}
+
+// ReceivedAt reads the receive time from the first bytes of an envelope line, without parsing the rest.
+func ReceivedAt(head []byte) (time.Time, bool) {
+	const key = `"received_at":"`
+	i := bytes.Index(head, []byte(key))
+	if i < 0 || !bytes.HasPrefix(head, headPrefix) {
+		return time.Time{}, false
+	}
+	rest := head[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[:j]))
+	return t, err == nil
+}
