@@ -49,6 +49,9 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, bind fun
 	if err := fs.Parse(args); err != nil {
 		return cfg, nil, err
 	}
+	if len(cfg.Webhook.Secrets) == 0 {
+		cfg.Webhook.Secrets = nil // "secrets: []" and no secrets mean the same
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, fmt.Errorf("validate config: %w", err)
 	}

@@ -1,0 +1,165 @@
+package configs
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+const examplePath = "sendpilot-loader.example.yaml"
+
+func noEnv(string) string { return "" }
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func parse(t *testing.T, args []string, getenv func(string) string) (Config, []string, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return Parse(fs, args, getenv, BindServe)
+}
+
+// The example file must say exactly the defaults, so it cannot drift from the code.
+func TestExampleFileIsTheDefaults(t *testing.T) {
+	cfg, _, err := parse(t, []string{"--config", examplePath}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg, Defaults(); !reflect.DeepEqual(got, want) {
+		t.Errorf("example file differs from Defaults:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// Every setting must appear in the example file, with a comment.
+func TestExampleFileNamesEverySetting(t *testing.T) {
+	raw, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			name := prefix + strings.ToUpper(k.Value)
+			if v.Kind == yaml.MappingNode {
+				walk(v, name+"_")
+				continue
+			}
+			if k.LineComment == "" && v.LineComment == "" && k.HeadComment == "" {
+				t.Errorf("setting %s has no comment", name)
+			}
+			keys = append(keys, name)
+		}
+	}
+	walk(root.Content[0], EnvPrefix)
+	if got, want := keys, EnvNames(); !slices.Equal(got, want) {
+		t.Errorf("example file settings:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	os.WriteFile(file, []byte("listen: 127.0.0.1:1\ndata_dir: /from/file\nwebhook:\n  secrets: [file-secret]\n  max_body_bytes: 1MiB\n"), 0o644)
+
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		listen  string
+		dataDir string
+		secrets []string
+		maxBody ByteSize
+	}{
+		{"defaults", nil, nil, "127.0.0.1:8080", "./data", nil, 64 * MiB},
+		{"file", []string{"--config", file}, nil, "127.0.0.1:1", "/from/file", []string{"file-secret"}, MiB},
+		{"file from env", nil, map[string]string{"SENDPILOT_CONFIG": file}, "127.0.0.1:1", "/from/file", []string{"file-secret"}, MiB},
+		{"env over file", []string{"--config", file}, map[string]string{
+			"SENDPILOT_LISTEN": "127.0.0.1:2", "SENDPILOT_WEBHOOK_SECRETS": "a, b", "SENDPILOT_WEBHOOK_MAX_BODY_BYTES": "2MiB",
+		}, "127.0.0.1:2", "/from/file", []string{"a", "b"}, 2 * MiB},
+		{"flags over env", []string{"--config", file, "--listen", "127.0.0.1:3", "--webhook-secret", "x", "--webhook-secret", "y", "--data-dir", "/flag"},
+			map[string]string{"SENDPILOT_LISTEN": "127.0.0.1:2", "SENDPILOT_WEBHOOK_SECRETS": "a"}, "127.0.0.1:3", "/flag", []string{"x", "y"}, MiB},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := parse(t, tc.args, envOf(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Listen != tc.listen || cfg.DataDir != tc.dataDir || !slices.Equal(cfg.Webhook.Secrets, tc.secrets) || cfg.Webhook.MaxBodyBytes != tc.maxBody {
+				t.Errorf("got listen=%s data_dir=%s secrets=%v max_body=%s", cfg.Listen, cfg.DataDir, cfg.Webhook.Secrets, cfg.Webhook.MaxBodyBytes)
+			}
+		})
+	}
+}
+
+func TestRejectsBadSettings(t *testing.T) {
+	dir := t.TempDir()
+	typo := filepath.Join(dir, "typo.yaml")
+	os.WriteFile(typo, []byte("webhook:\n  secret: [oops]\n"), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"unknown yaml key", []string{"--config", typo}, nil, "field secret not found"},
+		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, nil, "read config"},
+		{"bad mode", []string{"--signature-mode", "strict"}, nil, "signature_mode"},
+		{"bad env duration", nil, map[string]string{"SENDPILOT_BUFFER_SEGMENT_MAX_AGE": "soon"}, "SENDPILOT_BUFFER_SEGMENT_MAX_AGE"},
+		{"bad size flag", []string{"--max-body-bytes", "lots"}, nil, "byte size"},
+		{"tls half", []string{"--tls-cert", "c.pem"}, nil, "tls_key"},
+		{"bad listen", []string{"--listen", "nowhere"}, nil, "listen"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := parse(t, tc.args, envOf(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want ByteSize
+		ok   bool
+	}{
+		{"512", 512, true}, {"64MiB", 64 * MiB, true}, {"64 mib", 64 * MiB, true}, {"1.5GiB", 3 * GiB / 2, true},
+		{"10GB", 10e9, true}, {"2KiB", 2 * KiB, true}, {"", 0, false}, {"-1", 0, false}, {"MiB", 0, false}, {"3 parsecs", 0, false},
+	}
+	for _, tc := range tests {
+		got, err := ParseByteSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d, ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	for _, b := range []ByteSize{1, 1023, KiB, 64 * MiB, 20 * GiB, 3 * TiB} {
+		if got, _ := ParseByteSize(b.String()); got != b {
+			t.Errorf("round trip of %d via %q gave %d", b, b.String(), got)
+		}
+	}
+}
+
+func TestEnvNames(t *testing.T) {
+	names := EnvNames()
+	for _, want := range []string{"SENDPILOT_LISTEN", "SENDPILOT_DATA_DIR", "SENDPILOT_WEBHOOK_SECRETS", "SENDPILOT_WEBHOOK_SIGNATURE_MODE", "SENDPILOT_SERVER_TLS_CERT"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("EnvNames lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,245 @@
+package extract
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"sendpilot-loader/configs"
+	"sendpilot-loader/extract/buffer"
+	"sendpilot-loader/extract/envelope"
+)
+
+const secret = "whsec_test"
+
+type fixture struct {
+	srv *httptest.Server
+	buf *buffer.Buffer
+	dir string
+}
+
+func newFixture(t *testing.T, mode string, store func(*buffer.Buffer) Store) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	buf, err := buffer.Open(dir, buffer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { buf.Close() })
+	var s Store = buf
+	if store != nil {
+		s = store(buf)
+	}
+	rc := NewReceiver(Options{
+		Path: "/webhooks/sendpilot", SignatureMode: mode, Verifier: NewVerifier([]string{secret}, 0, nil),
+		MaxBodyBytes: 1 << 10, Store: s,
+	})
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	return &fixture{srv: srv, buf: buf, dir: dir}
+}
+
+func (f *fixture) post(t *testing.T, body []byte, header string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/webhooks/sendpilot", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer do-not-store")
+	if header != "" {
+		req.Header.Set("Webhook-Signature", header)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// stored returns the envelopes in the buffer after sealing it.
+func (f *fixture) stored(t *testing.T) []envelope.Envelope {
+	t.Helper()
+	if err := f.buf.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := buffer.Sealed(f.dir)
+	var out []envelope.Envelope
+	for _, s := range segs {
+		raw, _ := os.ReadFile(s.Path)
+		for line := range strings.Lines(string(raw)) {
+			e, err := envelope.Decode([]byte(line))
+			if err != nil {
+				t.Fatalf("stored line %q: %v", line, err)
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func signed(body []byte) string {
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	return "t=" + ts + ",s=" + Sign(secret, ts, body)
+}
+
+const event = `{"eventId":"evt_1","eventType":"message.sent","timestamp":"2024-02-24T10:30:00.000Z","workspaceId":"ws","data":{"leadId":"l1"}}`
+
+func TestWebhookAnswers(t *testing.T) {
+	pretty := []byte("{\n  \"eventId\": \"evt_2\",\n  \"eventType\": \"brand.new.event\",\n  \"data\": {}\n}")
+	tests := []struct {
+		name       string
+		mode       string
+		body       []byte
+		header     func(body []byte) string
+		status     int
+		outcome    string
+		storedSig  string // "" when nothing may be stored
+		quarantine string
+		eventType  string
+	}{
+		{"signed event", configs.SignatureEnforce, []byte(event), signed, 200, OutcomeStored, envelope.SigValid, "", "message.sent"},
+		{"unknown event type is stored", configs.SignatureEnforce, pretty, signed, 200, OutcomeStored, envelope.SigValid, "", "brand.new.event"},
+		{"missing signature, enforce", configs.SignatureEnforce, []byte(event), func([]byte) string { return "" }, 401, OutcomeBadSignature, "", "", ""},
+		{"wrong signature, enforce", configs.SignatureEnforce, []byte(event), func([]byte) string { return "t=1,s=00" }, 401, OutcomeBadSignature, "", "", ""},
+		{"wrong signature, log", configs.SignatureLog, []byte(event), func([]byte) string { return "t=1,s=00" }, 200, OutcomeStored, envelope.SigInvalid, "", "message.sent"},
+		{"no signature, off", configs.SignatureOff, []byte(event), func([]byte) string { return "" }, 200, OutcomeStored, envelope.SigUnchecked, "", "message.sent"},
+		{"malformed JSON is kept", configs.SignatureEnforce, []byte(`{"eventId":"evt_3",`), signed, 200, OutcomeQuarantined, envelope.SigValid, "body is not valid JSON", ""},
+		{"not an object", configs.SignatureEnforce, []byte(`[1,2]`), signed, 200, OutcomeQuarantined, envelope.SigValid, "not an object", ""},
+		{"no eventId", configs.SignatureEnforce, []byte(`{"eventType":"message.sent"}`), signed, 200, OutcomeQuarantined, envelope.SigValid, "no eventId", "message.sent"},
+		{"binary body", configs.SignatureEnforce, []byte{0xff, 0xfe, 0x00}, signed, 200, OutcomeQuarantined, envelope.SigValid, "body is not valid JSON", ""},
+		{"oversized body", configs.SignatureEnforce, bytes.Repeat([]byte("x"), 2<<10), signed, 413, OutcomeTooLarge, "", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc.mode, nil)
+			status, out := f.post(t, tc.body, tc.header(tc.body))
+			if status != tc.status || out["status"] != tc.outcome {
+				t.Fatalf("answer = %d %v, want %d %s", status, out, tc.status, tc.outcome)
+			}
+			got := f.stored(t)
+			if tc.storedSig == "" {
+				if len(got) != 0 {
+					t.Fatalf("stored %d records, want none", len(got))
+				}
+				return
+			}
+			if len(got) != 1 {
+				t.Fatalf("stored %d records, want 1", len(got))
+			}
+			e := got[0]
+			if e.Signature != tc.storedSig || !strings.Contains(e.Quarantine, tc.quarantine) || (tc.quarantine == "") != (e.Quarantine == "") || e.EventType != tc.eventType {
+				t.Errorf("envelope = %+v", e)
+			}
+			if e.Headers["authorization"] != "" || e.Headers["content-type"] != "application/json" || e.Headers["webhook-signature"] != tc.header(tc.body) && tc.mode != configs.SignatureOff {
+				t.Errorf("headers = %v", e.Headers)
+			}
+			if !bytes.Equal(e.Body(), tc.body) {
+				var want bytes.Buffer
+				if json.Compact(&want, tc.body) != nil || !bytes.Equal(e.Body(), want.Bytes()) {
+					t.Errorf("stored body %q, want %q (compacted when JSON)", e.Body(), tc.body)
+				}
+			}
+		})
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	f := newFixture(t, configs.SignatureEnforce, nil)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/webhooks/sendpilot", 405}, {"PUT", "/webhooks/sendpilot", 405}, {"POST", "/other", 404},
+		{"GET", "/healthz", 200}, {"GET", "/readyz", 200}, {"GET", "/metrics", 200},
+	} {
+		req, _ := http.NewRequest(tc.method, f.srv.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s = %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
+		}
+	}
+	f.post(t, []byte(event), signed([]byte(event)))
+	resp, _ := http.Get(f.srv.URL + "/metrics")
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`sendpilot_webhook_requests_total{outcome="stored"} 1`, "sendpilot_webhook_received_bytes_total"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// A chunked body with no Content-Length must be cut off at the limit too.
+func TestOversizedChunkedBody(t *testing.T) {
+	f := newFixture(t, configs.SignatureOff, nil)
+	pr, pw := io.Pipe()
+	go func() {
+		for range 4 {
+			pw.Write(bytes.Repeat([]byte("y"), 512))
+		}
+		pw.Close()
+	}()
+	resp, err := http.Post(f.srv.URL+"/webhooks/sendpilot", "application/json", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+	if got := f.stored(t); len(got) != 0 {
+		t.Fatalf("stored %d records", len(got))
+	}
+}
+
+// failingStore answers every Append with err.
+type failingStore struct{ err error }
+
+func (s failingStore) Append(context.Context, []byte) error { return s.err }
+func (s failingStore) Ready() error                         { return s.err }
+
+func TestStoreFailuresAnswer503(t *testing.T) {
+	for _, tc := range []struct {
+		err     error
+		outcome string
+	}{
+		{fmt.Errorf("%w: quota", buffer.ErrFull), OutcomeBufferFull},
+		{buffer.ErrClosed, OutcomeUnavailable},
+		{errors.New("write segment: input/output error"), OutcomeUnavailable},
+	} {
+		f := newFixture(t, configs.SignatureEnforce, func(*buffer.Buffer) Store { return failingStore{tc.err} })
+		resp, err := http.Post(f.srv.URL+"/webhooks/sendpilot", "application/json", strings.NewReader(event))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		// The request is unsigned: enforce mode must refuse it before the store is even asked.
+		if resp.StatusCode != 401 {
+			t.Fatalf("unsigned request: %d", resp.StatusCode)
+		}
+		status, out := f.post(t, []byte(event), signed([]byte(event)))
+		if status != 503 || out["status"] != tc.outcome {
+			t.Errorf("store error %v: answer %d %v, want 503 %s", tc.err, status, out, tc.outcome)
+		}
+		r, _ := http.Get(f.srv.URL + "/readyz")
+		r.Body.Close()
+		if r.StatusCode != 503 {
+			t.Errorf("readyz with store error %v = %d", tc.err, r.StatusCode)
+		}
+	}
+}

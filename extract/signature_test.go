@@ -1,0 +1,121 @@
+package extract
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"sendpilot-loader/extract/envelope"
+)
+
+func TestParseSignatureHeader(t *testing.T) {
+	tests := []struct {
+		name   string
+		header string
+		t      string
+		sigs   []string
+		ok     bool
+	}{
+		{"documented order", "t=1708770600,s=abc", "1708770600", []string{"abc"}, true},
+		{"reversed order", "s=abc,t=1708770600", "1708770600", []string{"abc"}, true},
+		{"spaces", " t=1 , s=abc ", "1", []string{"abc"}, true},
+		{"several s", "t=1,s=aa,s=bb", "1", []string{"aa", "bb"}, true},
+		{"unknown parts ignored", "v=2,t=1,x=y,s=aa", "1", []string{"aa"}, true},
+		{"empty s skipped", "t=1,s=,s=aa", "1", []string{"aa"}, true},
+		{"no t", "s=aa", "", nil, false},
+		{"no s", "t=1", "", nil, false},
+		{"two t", "t=1,t=2,s=aa", "", nil, false},
+		{"empty", "", "", nil, false},
+		{"garbage", "sha256=deadbeef", "", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParseSignatureHeader(tc.header)
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if p.Timestamp != tc.t || !slices.Equal(p.Signatures, tc.sigs) {
+				t.Errorf("got t=%q s=%v, want t=%q s=%v", p.Timestamp, p.Signatures, tc.t, tc.sigs)
+			}
+		})
+	}
+}
+
+func TestVerify(t *testing.T) {
+	body := []byte(`{"eventId":"evt_1","eventType":"message.sent"}`)
+	now := time.Unix(1708770600, 0)
+	ts := "1708770600"
+	tsMillis := "1708770600123"
+	good := Sign("new-secret", ts, body)
+	old := Sign("old-secret", ts, body)
+	tests := []struct {
+		name      string
+		secrets   []string
+		tolerance time.Duration
+		header    string
+		body      []byte
+		want      string
+	}{
+		{"good", []string{"new-secret"}, 0, "t=" + ts + ",s=" + good, body, envelope.SigValid},
+		{"upper-case hex", []string{"new-secret"}, 0, "t=" + ts + ",s=" + strings.ToUpper(good), body, envelope.SigValid},
+		{"rotated: old secret still configured", []string{"new-secret", "old-secret"}, 0, "t=" + ts + ",s=" + old, body, envelope.SigValid},
+		{"rotated: two s values, one good", []string{"new-secret"}, 0, "t=" + ts + ",s=" + old + ",s=" + good, body, envelope.SigValid},
+		{"wrong secret", []string{"other"}, 0, "t=" + ts + ",s=" + good, body, envelope.SigInvalid},
+		{"body changed", []string{"new-secret"}, 0, "t=" + ts + ",s=" + good, append(body, ' '), envelope.SigInvalid},
+		{"timestamp changed", []string{"new-secret"}, 0, "t=1708770601,s=" + good, body, envelope.SigInvalid},
+		{"truncated signature", []string{"new-secret"}, 0, "t=" + ts + ",s=" + good[:20], body, envelope.SigInvalid},
+		{"missing header", []string{"new-secret"}, 0, "", body, envelope.SigMissing},
+		{"malformed header", []string{"new-secret"}, 0, "nonsense", body, envelope.SigInvalid},
+		{"no secrets", nil, 0, "t=" + ts + ",s=" + good, body, envelope.SigInvalid},
+		{"within tolerance (seconds)", []string{"new-secret"}, time.Minute, "t=" + ts + ",s=" + good, body, envelope.SigValid},
+		{"within tolerance (milliseconds)", []string{"new-secret"}, time.Minute, "t=" + tsMillis + ",s=" + Sign("new-secret", tsMillis, body), body, envelope.SigValid},
+		{"stale", []string{"new-secret"}, time.Minute, "t=1708770000,s=" + Sign("new-secret", "1708770000", body), body, envelope.SigStale},
+		{"from the future", []string{"new-secret"}, time.Minute, "t=1708771600,s=" + Sign("new-secret", "1708771600", body), body, envelope.SigStale},
+		{"unparsable t with tolerance", []string{"new-secret"}, time.Minute, "t=soon,s=" + Sign("new-secret", "soon", body), body, envelope.SigStale},
+		{"unparsable t without tolerance", []string{"new-secret"}, 0, "t=soon,s=" + Sign("new-secret", "soon", body), body, envelope.SigValid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := NewVerifier(tc.secrets, tc.tolerance, func() time.Time { return now })
+			if got := v.Verify(tc.header, tc.body); got != tc.want {
+				t.Errorf("Verify = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// The documented example from the SendPilot setup page, computed independently with openssl:
+// printf '1708770600.{"eventId":"evt_1"}' | openssl dgst -sha256 -hmac whsec_test
+func TestSignKnownVector(t *testing.T) {
+	got := Sign("whsec_test", "1708770600", []byte(`{"eventId":"evt_1"}`))
+	const want = "726d32d3412e5b56af0c23e0578df87569e28bc0010c6f4260a2290c89414d6c"
+	if got != want {
+		t.Errorf("Sign = %s, want %s", got, want)
+	}
+}
+
+func FuzzParseSignatureHeader(f *testing.F) {
+	for _, s := range []string{"t=1,s=aa", "s=aa,t=1", "t=1,s=aa,s=bb", "", ",,,", "t=,s=", "t=1,t=2,s=a", "\x00t=1"} {
+		f.Add(s)
+	}
+	v := NewVerifier([]string{"k"}, time.Minute, nil)
+	f.Fuzz(func(t *testing.T, h string) {
+		p, err := ParseSignatureHeader(h)
+		if err == nil {
+			if p.Timestamp == "" || len(p.Signatures) == 0 {
+				t.Fatalf("accepted %q without t or s: %+v", h, p)
+			}
+			for _, s := range p.Signatures {
+				if !strings.Contains(h, "s="+s) {
+					t.Fatalf("signature %q not in header %q", s, h)
+				}
+			}
+		}
+		switch got := v.Verify(h, []byte("{}")); got {
+		case envelope.SigValid, envelope.SigInvalid, envelope.SigMissing, envelope.SigStale:
+		default:
+			t.Fatalf("Verify(%q) = %q", h, got)
+		}
+	})
+}
