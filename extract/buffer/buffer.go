@@ -73,10 +73,20 @@ type segmentFile interface {
 	Close() error
 }
 
+// request is one Append waiting for the writer. Its state moves from queued to taken when the writer starts
+// copying the line, or to abandoned when the caller gives up first. An abandoned line is never written; a
+// taken one is answered with the outcome of its write, so the caller may reuse its memory once Append returns.
 type request struct {
-	line []byte
-	done chan error
+	line  []byte
+	done  chan error
+	state atomic.Int32
 }
+
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
 
 // Buffer is an open segment log. Its methods are safe for concurrent use.
 type Buffer struct {
@@ -164,8 +174,8 @@ func Open(dir string, opts Options) (*Buffer, error) {
 func (b *Buffer) Dir() string { return b.dir }
 
 // Append stores line (one JSON document, no newline) as one record and returns once it is durable. An error
-// means the record may or may not have been stored; it was not acknowledged. ErrFull and ErrClosed are
-// returned as such (wrapped).
+// means the record was not stored. If ctx ends after the writer has taken the record, Append still waits for
+// that write's outcome (one fsync at most). ErrFull and ErrClosed are returned as such (wrapped). The caller may reuse line once Append returns.
 func (b *Buffer) Append(ctx context.Context, line []byte) error {
 	if len(line) == 0 || bytes.IndexByte(line, '\n') >= 0 {
 		return fmt.Errorf("append record: a record is one non-empty line")
@@ -187,7 +197,11 @@ func (b *Buffer) Append(ctx context.Context, line []byte) error {
 	case err := <-r.done:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("wait for fsync: %w", ctx.Err())
+		if r.state.CompareAndSwap(queued, abandoned) {
+			return fmt.Errorf("queue record: %w", ctx.Err())
+		}
+		// The writer holds the line: wait for the outcome of its write, at most one fsync away.
+		return <-r.done
 	}
 }
 
@@ -351,6 +365,9 @@ func (b *Buffer) commit(batch []*request) {
 			if err := b.sealActive(); err != nil {
 				b.log.Error("seal full segment", "err", err)
 			}
+		}
+		if !r.state.CompareAndSwap(queued, taken) {
+			continue // the caller gave up; its memory may already be reused
 		}
 		b.wbuf = append(b.wbuf, r.line...)
 		b.wbuf = append(b.wbuf, '\n')

@@ -411,3 +411,23 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Fatalf("files left: %v", got)
 	}
 }
+
+// A caller that gives up (its client went away) may reuse its memory at once: the record must then be either
+// absent or intact, never the reused bytes.
+func TestAbandonedAppendIsNotWritten(t *testing.T) {
+	dir := t.TempDir()
+	b := mustOpen(t, dir, Options{openFile: faults(func(f *faultyFile) { f.syncDelay = 100 * time.Millisecond })})
+	go b.Append(context.Background(), rec(1)) // keeps the writer in a slow fsync
+	time.Sleep(20 * time.Millisecond)
+	line := rec(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := b.Append(ctx, line); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Append = %v, want a deadline error", err)
+	}
+	copy(line, strings.Repeat("!", len(line)))
+	b.Close()
+	if got, want := readAll(t, dir), []string{string(rec(1))}; !slices.Equal(got, want) {
+		t.Fatalf("records = %q, want %q", got, want)
+	}
+}

@@ -24,8 +24,8 @@ func sample() Envelope {
 
 func TestAppendLineRoundTrip(t *testing.T) {
 	for name, e := range map[string]Envelope{
-		"json payload": sample(),
-		"text payload": {V: 1, ReceivedAt: time.Unix(1, 0).UTC(), Signature: SigMissing, Quarantine: "body is not valid JSON", PayloadText: "{\"eventId\": oops\n\u2028é"},
+		"json payload":   sample(),
+		"text payload":   {V: 1, ReceivedAt: time.Unix(1, 0).UTC(), Signature: SigMissing, Quarantine: "body is not valid JSON", PayloadText: "{\"eventId\": oops\n\u2028é"},
 		"binary payload": {V: 1, ReceivedAt: time.Unix(2, 0).UTC(), Signature: SigUnchecked, Quarantine: "body is not valid JSON", PayloadBase64: []byte{0xff, 0x00, 0x0a, 'x'}},
 	} {
 		t.Run(name, func(t *testing.T) {
