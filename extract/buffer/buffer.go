@@ -39,6 +39,13 @@ var ErrClosed = errors.New("buffer closed")
 // maxBatchBytes bounds how much one group commit writes, so one fsync never waits on an unbounded write.
 const maxBatchBytes = 8 << 20
 
+// preallocBytes is how far ahead of the records the active segment is zero-filled. Overwriting blocks that
+// already exist lets fdatasync skip the file-size update in the file system journal: on ext4 that makes each
+// group commit cheaper. The zeros are cut on seal, and recovery treats a zero tail as the end of the records.
+const preallocBytes = 1 << 20
+
+var zeros = make([]byte, 64<<10)
+
 // Options tune a Buffer. Zero values take the documented defaults.
 type Options struct {
 	// SegmentMaxBytes seals the active segment before a record would take it past this size (default 64 MiB).
@@ -67,7 +74,7 @@ type Options struct {
 
 // segmentFile is what the writer needs of an open segment.
 type segmentFile interface {
-	io.Writer
+	io.WriterAt
 	Sync() error
 	Truncate(size int64) error
 	Close() error
@@ -110,7 +117,8 @@ type Buffer struct {
 	// Owned by the writer goroutine.
 	active      segmentFile
 	activeSeq   uint64
-	activeSize  int64
+	activeSize  int64 // bytes of records in the active segment
+	activeAlloc int64 // bytes of the active file, records plus zero-filled space ahead of them
 	activeFirst time.Time
 	activeAt    atomic.Int64 // activeFirst in Unix nanoseconds, 0 when no active record; read by Stats
 	nextSeq     uint64
@@ -421,7 +429,10 @@ func (b *Buffer) writeChunk(buf []byte) error {
 			return err
 		}
 	}
-	_, err := b.active.Write(buf)
+	err := b.preallocate(b.activeSize + int64(len(buf)))
+	if err == nil {
+		_, err = b.active.WriteAt(buf, b.activeSize)
+	}
 	if err == nil {
 		start := time.Now()
 		err = b.active.Sync()
@@ -445,9 +456,28 @@ func (b *Buffer) writeChunk(buf []byte) error {
 	return nil
 }
 
+// preallocate zero-fills the active file up to at least end, in steps of preallocBytes. The zeros reach the
+// disk with the next fsync, together with the records written over their start.
+func (b *Buffer) preallocate(end int64) error {
+	if end <= b.activeAlloc {
+		return nil
+	}
+	target := (end + preallocBytes - 1) / preallocBytes * preallocBytes
+	for off := b.activeAlloc; off < target; {
+		n := min(int64(len(zeros)), target-off)
+		if _, err := b.active.WriteAt(zeros[:n], off); err != nil {
+			return fmt.Errorf("preallocate segment: %w", err)
+		}
+		off += n
+		b.activeAlloc = off
+	}
+	return nil
+}
+
 // rollback cuts the active segment back to its last durable size after a failed write or fsync and retires it.
 // If even that fails, the buffer refuses all further records: its files need a person's attention.
 func (b *Buffer) rollback() {
+	b.activeAlloc = b.activeSize
 	err := b.active.Truncate(b.activeSize)
 	if err == nil {
 		err = b.active.Sync()
@@ -488,7 +518,7 @@ func (b *Buffer) openActive() error {
 		return err
 	}
 	b.nextSeq = seq + 1
-	b.active, b.activeSeq, b.activeSize = f, seq, 0
+	b.active, b.activeSeq, b.activeSize, b.activeAlloc = f, seq, 0, 0
 	return nil
 }
 
@@ -497,9 +527,20 @@ func (b *Buffer) sealActive() error {
 	if b.active == nil {
 		return nil
 	}
-	f, seq, size := b.active, b.activeSeq, b.activeSize
-	b.active, b.activeSize = nil, 0
+	f, seq, size, alloc := b.active, b.activeSeq, b.activeSize, b.activeAlloc
+	b.active, b.activeSize, b.activeAlloc = nil, 0, 0
 	b.activeAt.Store(0)
+	if alloc > size {
+		// Cut the zero-filled space: a sealed segment is records only.
+		if err := f.Truncate(size); err != nil {
+			f.Close()
+			return fmt.Errorf("cut preallocated space: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("sync segment: %w", err)
+		}
+	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close segment: %w", err)
 	}

@@ -203,12 +203,12 @@ type faultyFile struct {
 	syncs        *atomic.Int64
 }
 
-func (f *faultyFile) Write(p []byte) (int, error) {
+func (f *faultyFile) WriteAt(p []byte, off int64) (int, error) {
 	if f.failWrite.Load() {
-		n, _ := f.segmentFile.Write(p[:len(p)/2])
+		n, _ := f.segmentFile.WriteAt(p[:len(p)/2], off)
 		return n, syscall.ENOSPC
 	}
-	return f.segmentFile.Write(p)
+	return f.segmentFile.WriteAt(p, off)
 }
 
 func (f *faultyFile) Sync() error {

@@ -72,7 +72,7 @@ func recoverDir(dir string, log *slog.Logger) (maxSeq uint64, err error) {
 // repairActive applies the recovery rule to one active segment.
 func repairActive(dir string, seq uint64, log *slog.Logger) error {
 	path := filepath.Join(dir, SegmentName(seq, ActiveSuffix))
-	good, size, tailHasLines, scanErr := scanValidPrefix(path)
+	good, size, tail, scanErr := scanValidPrefix(path)
 	if scanErr != nil {
 		bad := path + BadSuffix
 		log.Error("active segment cannot be read; moved aside", "segment", path, "moved_to", bad, "err", scanErr)
@@ -82,14 +82,17 @@ func repairActive(dir string, seq uint64, log *slog.Logger) error {
 		return nil
 	}
 	if good < size {
-		if tailHasLines {
-			tail := filepath.Join(dir, SegmentName(seq, ".tail"+BadSuffix))
-			if err := copyTail(path, good, tail); err != nil {
+		switch tail {
+		case tailLines:
+			aside := filepath.Join(dir, SegmentName(seq, ".tail"+BadSuffix))
+			if err := copyTail(path, good, aside); err != nil {
 				return err
 			}
 			log.Error("active segment has complete lines after a corrupt one; tail kept aside",
-				"segment", path, "offset", good, "bytes", size-good, "tail", tail)
-		} else {
+				"segment", path, "offset", good, "bytes", size-good, "tail", aside)
+		case tailZeros:
+			log.Info("cutting preallocated space of active segment", "segment", path, "offset", good, "bytes", size-good)
+		default:
 			log.Warn("cutting torn tail of active segment", "segment", path, "offset", good, "bytes", size-good)
 		}
 		if err := truncateSync(path, good); err != nil {
@@ -109,36 +112,54 @@ func repairActive(dir string, seq uint64, log *slog.Logger) error {
 	return nil
 }
 
+// What follows the valid prefix of an active segment.
+const (
+	tailZeros = iota // only zero bytes: preallocated space, or nothing at all
+	tailTorn         // a torn write: no complete line after the first bad one
+	tailLines        // complete lines after a bad one: more than a torn write
+)
+
 // scanValidPrefix returns the length of the longest prefix of path made of complete, valid JSON lines, the
-// file's size, and whether any complete line follows that prefix (a sign of more than a torn write).
-func scanValidPrefix(path string) (good, size int64, tailHasLines bool, err error) {
+// file's size, and what follows that prefix.
+func scanValidPrefix(path string) (good, size int64, tail int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("open segment: %w", err)
+		return 0, 0, 0, fmt.Errorf("open segment: %w", err)
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
 	var off int64
 	broken := false
+	tail = tailZeros
 	for {
-		line, rerr := r.ReadBytes('\n')
+		line, rerr := r.ReadSlice('\n')
+		if errors.Is(rerr, bufio.ErrBufferFull) {
+			// A line longer than the reader's buffer: gather it whole.
+			head := append([]byte(nil), line...) // ReadBytes reuses the reader's buffer
+			rest, err2 := r.ReadBytes('\n')
+			line, rerr = append(head, rest...), err2
+		}
 		if len(line) > 0 {
 			complete := line[len(line)-1] == '\n'
 			switch {
 			case !broken && complete && validRecord(line[:len(line)-1]):
 				good = off + int64(len(line))
-			case !broken:
+			default:
 				broken = true
-			case complete && len(bytes.Trim(line, "\x00\n")) > 0:
-				tailHasLines = true
+				if trimmed := bytes.Trim(line, "\x00\n"); len(trimmed) > 0 {
+					tail = max(tail, tailTorn)
+					if complete && good < off {
+						tail = tailLines
+					}
+				}
 			}
 			off += int64(len(line))
 		}
 		if errors.Is(rerr, io.EOF) {
-			return good, off, tailHasLines, nil
+			return good, off, tail, nil
 		}
 		if rerr != nil {
-			return 0, 0, false, fmt.Errorf("read segment at offset %d: %w", off, rerr)
+			return 0, 0, 0, fmt.Errorf("read segment at offset %d: %w", off, rerr)
 		}
 	}
 }

@@ -26,8 +26,10 @@ func TestRecoverActiveSegment(t *testing.T) {
 		{"clean", a + "\n" + b + "\n", []string{a, b}, "", "", "recovered active segment"},
 		{"torn last line", a + "\n" + b + "\n" + `{"n":`, []string{a, b}, "", "", "cutting torn tail"},
 		{"complete but invalid last line", a + "\n" + `{"n":3` + "\n", []string{a}, "", "", "cutting torn tail"},
-		{"zero-filled tail", a + "\n" + strings.Repeat("\x00", 4096), []string{a}, "", "", "cutting torn tail"},
-		{"zero-filled tail with newlines", a + "\n\x00\x00\n\x00\n", []string{a}, "", "", "cutting torn tail"},
+		{"preallocated zero tail", a + "\n" + strings.Repeat("\x00", 4096), []string{a}, "", "", "cutting preallocated space"},
+		{"zero tail with newlines", a + "\n\x00\x00\n\x00\n", []string{a}, "", "", "cutting preallocated space"},
+		{"torn line then zeros", a + "\n" + `{"n":` + strings.Repeat("\x00", 100), []string{a}, "", "", "cutting torn tail"},
+		{"long valid lines", a + "\n" + `{"s":"` + strings.Repeat("z", 3<<20) + "\"}\n", []string{a, `{"s":"` + strings.Repeat("z", 3<<20) + `"}`}, "", "", "recovered active segment"},
 		{"corrupt line in the middle", a + "\n" + "garbage\n" + c + "\n", []string{a}, "0000000001.tail.bad", "garbage\n" + c + "\n", "tail kept aside"},
 		{"only a torn line", `{"n":`, nil, "", "", "cutting torn tail"},
 		{"empty", "", nil, "", "", ""},
@@ -58,7 +60,7 @@ func TestRecoverActiveSegment(t *testing.T) {
 				segs = segs[1:]
 			}
 			if !slices.Equal(first, tc.kept) {
-				t.Errorf("sealed recovered records = %q, want %q", first, tc.kept)
+				t.Errorf("sealed recovered records: got %d (%.80q), want %d (%.80q)", len(first), first, len(tc.kept), tc.kept)
 			}
 			if len(segs) != 1 || segs[0].Seq != 2 {
 				t.Fatalf("new records did not go to a new segment 2: %+v", segs)
