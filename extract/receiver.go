@@ -234,34 +234,16 @@ func classify(env *envelope.Envelope, body []byte, scratch *bytes.Buffer) {
 		return
 	}
 	env.Payload = scratch.Bytes()
-	var head struct {
-		EventID   json.RawMessage `json:"eventId"`
-		EventType json.RawMessage `json:"eventType"`
-	}
-	if err := json.Unmarshal(env.Payload, &head); err != nil {
+	id, typ, isObject := topLevel(env.Payload)
+	if !isObject {
 		env.Quarantine = "body is JSON but not an object"
 		return
 	}
-	env.EventID = scalarString(head.EventID)
-	env.EventType = scalarString(head.EventType)
+	env.EventID = scalarString(id)
+	env.EventType = scalarString(typ)
 	if env.EventID == "" {
 		env.Quarantine = "no eventId"
 	}
-}
-
-// scalarString returns a JSON string's value or a number's literal; "" for anything else.
-func scalarString(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	if raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9') {
-		return string(raw)
-	}
-	return ""
 }
 
 // droppedHeaders are never written to disk: they carry credentials of other systems.
