@@ -32,6 +32,7 @@ type environment struct {
 func commands() []command {
 	return []command{
 		{"serve", "receive webhooks and keep every one durably in the disk buffer", runServe},
+		{"transform", "turn buffer segments or event files into Parquet tables, to inspect them", runTransform},
 	}
 }
 

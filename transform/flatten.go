@@ -1,0 +1,623 @@
+package transform
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/valyala/fastjson"
+
+	"sendpilot-loader/extract/envelope"
+)
+
+// flattener turns input lines into rows of the four tables and quarantine records. It is not safe for
+// concurrent use; each worker has its own.
+//
+// A line is one of: a buffer envelope (its payload is the event; a payload that was not JSON is tried again,
+// so a line quarantined by the receiver is loaded once it parses), a bare SendPilot event, or a quarantine
+// record written by an earlier run (its original line is processed again, with its original source).
+type flattener struct {
+	parser, inner fastjson.Parser
+	tables        [4]*rows // in the order of Tables
+	quarantine    []byte   // NDJSON quarantine records
+	scratch       []byte
+	extra         []byte
+	stats         Counts
+}
+
+// Counts tallies what a run read and produced.
+type Counts struct {
+	Lines       int64 // non-empty input lines
+	Events      int64 // rows in events
+	Quarantined int64 // lines written to quarantine
+}
+
+func (c *Counts) add(o Counts) {
+	c.Lines += o.Lines
+	c.Events += o.Events
+	c.Quarantined += o.Quarantined
+}
+
+func newFlattener(mem memory.Allocator) *flattener {
+	f := &flattener{}
+	for i, d := range tableDefs {
+		f.tables[i] = newRows(mem, d)
+	}
+	return f
+}
+
+func (f *flattener) release() {
+	for _, t := range f.tables {
+		t.release()
+	}
+}
+
+// source identifies where a line came from, for lineage columns and quarantine records.
+type source struct {
+	file string
+	line int64
+}
+
+// line processes one input line (without its newline).
+func (f *flattener) line(raw []byte, src source) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return
+	}
+	f.stats.Lines++
+	v, err := f.parser.ParseBytes(raw)
+	if err != nil {
+		f.reject(raw, src, "invalid JSON: "+err.Error())
+		return
+	}
+	obj, err := v.Object()
+	if err != nil {
+		f.reject(raw, src, "not a JSON object")
+		return
+	}
+	switch {
+	case obj.Get("quarantine") != nil && (obj.Get("line") != nil || obj.Get("line_base64") != nil):
+		f.requeue(raw, obj, src)
+	case obj.Get("v") != nil && obj.Get("received_at") != nil:
+		f.envelope(raw, obj, src)
+	default:
+		if err := fastjson.ValidateBytes(raw); err != nil {
+			f.reject(raw, src, "invalid JSON: "+err.Error())
+			return
+		}
+		f.event(raw, v, src, noEnvelope)
+	}
+}
+
+// envelopeInfo is what a buffer envelope adds to its event.
+type envelopeInfo struct {
+	receivedAt int64
+	hasRecv    bool
+	signature  []byte
+}
+
+var noEnvelope envelopeInfo
+
+func (f *flattener) envelope(raw []byte, obj *fastjson.Object, src source) {
+	var info envelopeInfo
+	if r := obj.Get("received_at"); r != nil {
+		info.receivedAt, info.hasRecv = timeOf(r)
+	}
+	if s := obj.Get("signature"); s != nil {
+		info.signature, _ = s.StringBytes()
+	}
+	if p := obj.Get("payload"); p != nil {
+		f.event(raw, p, src, info)
+		return
+	}
+	reason := "envelope has no payload"
+	if q := obj.Get("quarantine"); q != nil {
+		if b, err := q.StringBytes(); err == nil {
+			reason = string(b)
+		}
+	}
+	if t := obj.Get("payload_text"); t != nil {
+		text, _ := t.StringBytes()
+		if p, err := f.inner.ParseBytes(text); err == nil && fastjson.ValidateBytes(text) == nil {
+			f.event(raw, p, src, info)
+			return
+		}
+	}
+	f.reject(raw, src, reason)
+}
+
+// requeue processes the original line kept in a quarantine record, as if read from its original source.
+func (f *flattener) requeue(raw []byte, obj *fastjson.Object, src source) {
+	orig := src
+	if q := obj.Get("quarantine"); q != nil {
+		if b := q.GetStringBytes("source_file"); b != nil {
+			orig.file = string(b)
+		}
+		if n := q.Get("source_line"); n != nil {
+			if line, ok := intOf(n); ok {
+				orig.line = line
+			}
+		}
+	}
+	var line []byte
+	if l := obj.Get("line"); l != nil {
+		b, _ := l.StringBytes()
+		line = append([]byte(nil), b...)
+	} else {
+		b, _ := obj.Get("line_base64").StringBytes()
+		dec, err := base64.StdEncoding.DecodeString(string(b))
+		if err != nil {
+			f.reject(raw, src, "quarantine record with bad line_base64")
+			return
+		}
+		line = dec
+	}
+	if bytes.IndexByte(bytes.TrimSpace(line), '\n') >= 0 || bytes.HasPrefix(bytes.TrimSpace(line), []byte(`{"quarantine"`)) {
+		f.reject(line, orig, "quarantined line is not a single event")
+		return
+	}
+	f.stats.Lines-- // the inner line is counted instead
+	f.line(line, orig)
+}
+
+// reject writes a quarantine record: the line exactly as read, its source and the reason.
+func (f *flattener) reject(raw []byte, src source, reason string) {
+	f.stats.Quarantined++
+	q := append(f.quarantine, `{"quarantine":{"reason":`...)
+	q = envelope.AppendString(q, reason)
+	q = append(q, `,"source_file":`...)
+	q = envelope.AppendString(q, src.file)
+	q = append(q, `,"source_line":`...)
+	q = strconv.AppendInt(q, src.line, 10)
+	q = append(q, '}')
+	if utf8.Valid(raw) {
+		q = append(q, `,"line":`...)
+		q = envelope.AppendString(q, string(raw))
+	} else {
+		q = append(q, `,"line_base64":"`...)
+		q = base64.StdEncoding.AppendEncode(q, raw)
+		q = append(q, '"')
+	}
+	f.quarantine = append(q, '}', '\n')
+}
+
+// event writes the rows of one SendPilot event.
+func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelopeInfo) {
+	obj, err := v.Object()
+	if err != nil {
+		f.reject(raw, src, "payload is not a JSON object")
+		return
+	}
+	var idV, typeV, tsV, wsV, dataV *fastjson.Value
+	f.extra = f.extra[:0]
+	obj.Visit(func(k []byte, val *fastjson.Value) {
+		switch string(k) {
+		case "eventId", "event_id":
+			idV = val
+		case "eventType", "event_type":
+			typeV = val
+		case "timestamp":
+			tsV = val
+		case "workspaceId", "workspace_id":
+			wsV = val
+		case "data":
+			dataV = val
+		default:
+			if len(f.extra) == 0 {
+				f.extra = append(f.extra, '{')
+			} else {
+				f.extra = append(f.extra, ',')
+			}
+			f.extra = envelope.AppendString(f.extra, string(k))
+			f.extra = append(f.extra, ':')
+			f.extra = val.MarshalTo(f.extra)
+		}
+	})
+	var id []byte
+	if idV != nil {
+		id, _ = textOf(idV, nil)
+		id = append([]byte(nil), id...) // MarshalTo of a number wrote into a fresh slice; keep it stable
+	}
+	if len(id) == 0 {
+		f.reject(raw, src, "no eventId")
+		return
+	}
+	var rawType []byte
+	if typeV != nil {
+		rawType, _ = textOf(typeV, nil)
+	}
+	canonical := canonicalBytes(rawType)
+	occurred, hasOccurred := int64(0), false
+	if tsV != nil {
+		occurred, hasOccurred = timeOf(tsV)
+	}
+
+	ev := f.tables[0]
+	ev.putStr(evEventID, id)
+	ev.putString(evEventType, canonical)
+	ev.putStr(evEventTypeRaw, rawType)
+	if hasOccurred {
+		ev.putTime(evOccurredAt, occurred)
+	}
+	if env.hasRecv {
+		ev.putTime(evReceivedAt, env.receivedAt)
+	}
+	if wsV != nil {
+		f.putText(ev, evWorkspaceID, wsV)
+	}
+	if env.signature != nil {
+		ev.putStr(evSignature, env.signature)
+	}
+	if len(f.extra) > 0 {
+		ev.putStr(evExtra, append(f.extra, '}'))
+	}
+	ev.putString(evSourceFile, src.file)
+	ev.putInt(evSourceLine, src.line)
+
+	if dataV != nil {
+		f.scratch = dataV.MarshalTo(f.scratch[:0])
+		ev.putStr(evData, f.scratch)
+		if data, err := dataV.Object(); err == nil {
+			p := parent{eventID: id, eventType: canonical, occurred: occurred, hasOccurred: hasOccurred}
+			f.data(ev, data, p)
+		}
+	}
+	ev.endRow()
+	f.stats.Events++
+}
+
+// parent is what child rows inherit from their event.
+type parent struct {
+	eventID     []byte
+	eventType   string
+	occurred    int64
+	hasOccurred bool
+	jobID       []byte
+	leadID      []byte // set for experience and education rows
+}
+
+// isJob reports whether an event describes a lead extractor job or a lead database search, whose snake_case
+// campaign_*/started_at fields describe the job rather than an outreach campaign.
+func isJob(canonical string) bool {
+	return canonical == "lead_extractor.job.completed" || canonical == "lead_database.search.completed"
+}
+
+// data fills the typed event columns from the data object and writes its leads.
+func (f *flattener) data(ev *rows, data *fastjson.Object, p parent) {
+	job := isJob(p.eventType)
+	var leads *fastjson.Value
+	data.Visit(func(k []byte, v *fastjson.Value) {
+		switch string(k) {
+		case "leadId", "lead_id":
+			f.putText(ev, evLeadID, v)
+		case "campaignId", "campaign_id":
+			if job {
+				f.putText(ev, evJobID, v)
+				if b, ok := textOf(v, nil); ok {
+					p.jobID = append([]byte(nil), b...)
+				}
+			} else {
+				f.putText(ev, evCampaignID, v)
+			}
+		case "campaignName", "campaign_name":
+			if job {
+				f.putText(ev, evJobName, v)
+			} else {
+				f.putText(ev, evCampaignName, v)
+			}
+		case "campaignType", "campaign_type":
+			f.putText(ev, evJobType, v)
+		case "mode":
+			f.putText(ev, evJobMode, v)
+		case "searchId", "search_id":
+			f.putText(ev, evJobID, v)
+			if b, ok := textOf(v, nil); ok {
+				p.jobID = append([]byte(nil), b...)
+			}
+		case "searchName", "search_name":
+			f.putText(ev, evJobName, v)
+		case "linkedinUrl", "linkedin_url":
+			f.putText(ev, evLinkedinURL, v)
+		case "senderId", "sender_id":
+			f.putText(ev, evSenderID, v)
+		case "message":
+			if f.putText(ev, evMessage, v) {
+				ev.putBool(evIsPreview, false)
+			}
+		case "messagePreview", "message_preview":
+			if f.putText(ev, evMessage, v) {
+				ev.putBool(evIsPreview, true)
+			}
+		case "reply":
+			if f.putText(ev, evReply, v) {
+				ev.putBool(evIsPreview, false)
+			}
+		case "replyPreview", "reply_preview":
+			if f.putText(ev, evReply, v) {
+				ev.putBool(evIsPreview, true)
+			}
+		case "note":
+			f.putText(ev, evNote, v)
+		case "sequenceStep", "sequence_step":
+			f.putInt(ev, evSequenceStep, v)
+		case "previousStatus", "previous_status":
+			f.putText(ev, evPreviousStatus, v)
+		case "newStatus", "new_status", "status":
+			f.putText(ev, evNewStatus, v)
+		case "changedBy", "changed_by":
+			f.putText(ev, evChangedBy, v)
+		case "totalLeads", "total_leads":
+			f.putInt(ev, evTotalLeads, v)
+		case "startedAt", "started_at":
+			if job {
+				f.putTime(ev, evJobStartedAt, v)
+			} else {
+				f.putTime(ev, evStartedAt, v)
+			}
+		case "completedAt", "completed_at":
+			if job {
+				f.putTime(ev, evJobCompletedAt, v)
+			} else {
+				f.putTime(ev, evFinishedAt, v)
+			}
+		case "finishedAt", "finished_at":
+			f.putTime(ev, evFinishedAt, v)
+		case "pausedAt", "paused_at":
+			f.putTime(ev, evPausedAt, v)
+		case "pausedBy", "paused_by":
+			f.putText(ev, evPausedBy, v)
+		case "resumedAt", "resumed_at":
+			f.putTime(ev, evResumedAt, v)
+		case "resumedBy", "resumed_by":
+			f.putText(ev, evResumedBy, v)
+		case "acceptedAt", "accepted_at":
+			f.putTime(ev, evAcceptedAt, v)
+		case "durationMs", "duration_ms":
+			f.putInt(ev, evDurationMs, v)
+		case "requestedLimit", "requested_limit":
+			f.putInt(ev, evRequestedLimit, v)
+		case "totalLeadsFound", "total_leads_found":
+			f.putInt(ev, evTotalLeadsFound, v)
+		case "totalLeadsExtracted", "total_leads_extracted":
+			f.putInt(ev, evTotalLeadsExtracted, v)
+		case "totalLeadsEnriched", "total_leads_enriched":
+			f.putInt(ev, evTotalLeadsEnriched, v)
+		case "creditsUsed", "credits_used":
+			if c, err := v.Object(); err == nil {
+				c.Visit(func(ck []byte, cv *fastjson.Value) {
+					switch string(ck) {
+					case "extraction":
+						f.putFloat(ev, evCreditsExtraction, cv)
+					case "enrichment":
+						f.putFloat(ev, evCreditsEnrichment, cv)
+					case "total":
+						f.putFloat(ev, evCreditsTotal, cv)
+					}
+				})
+			} else {
+				f.putFloat(ev, evCreditsTotal, v)
+			}
+		case "resultsUrl", "results_url":
+			f.putText(ev, evResultsURL, v)
+		case "leads":
+			leads = v
+		}
+	})
+	if leads == nil {
+		return
+	}
+	arr, err := leads.Array()
+	if err != nil {
+		return // kept in data only
+	}
+	ev.putInt(evLeadCount, int64(len(arr)))
+	for i, lead := range arr {
+		f.lead(lead, int64(i), p)
+	}
+}
+
+// lead writes one leads row and its experience and education rows.
+func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
+	ld := f.tables[1]
+	ld.putStr(ldEventID, p.eventID)
+	ld.putInt(ldLeadIndex, index)
+	ld.putString(ldEventType, p.eventType)
+	if p.hasOccurred {
+		ld.putTime(ldOccurredAt, p.occurred)
+	}
+	if p.jobID != nil {
+		ld.putStr(ldJobID, p.jobID)
+	}
+	f.scratch = v.MarshalTo(f.scratch[:0])
+	ld.putStr(ldLead, f.scratch)
+	defer ld.endRow()
+	obj, err := v.Object()
+	if err != nil {
+		return
+	}
+	var leadID []byte
+	var exp, edu *fastjson.Value
+	obj.Visit(func(k []byte, val *fastjson.Value) {
+		switch string(k) {
+		case "id", "leadId", "lead_id":
+			if f.putText(ld, ldLeadID, val) {
+				leadID, _ = textOf(val, nil)
+				leadID = append([]byte(nil), leadID...)
+			}
+		case "linkedin_identifier", "linkedinIdentifier":
+			f.putText(ld, ldLinkedinIdentifier, val)
+		case "linkedin_url", "linkedinUrl":
+			f.putText(ld, ldLinkedinURL, val)
+		case "first_name", "firstName":
+			f.putText(ld, ldFirstName, val)
+		case "last_name", "lastName":
+			f.putText(ld, ldLastName, val)
+		case "full_name", "fullName", "name":
+			f.putText(ld, ldFullName, val)
+		case "headline":
+			f.putText(ld, ldHeadline, val)
+		case "summary", "about":
+			f.putText(ld, ldSummary, val)
+		case "location":
+			f.putText(ld, ldLocation, val)
+		case "city":
+			f.putText(ld, ldCity, val)
+		case "country":
+			f.putText(ld, ldCountry, val)
+		case "profile_picture_url", "profilePictureUrl":
+			f.putText(ld, ldProfilePictureURL, val)
+		case "company", "company_name", "companyName":
+			f.putText(ld, ldCompany, val)
+		case "job_position", "jobPosition":
+			f.putText(ld, ldJobPosition, val)
+		case "job_title", "jobTitle", "title":
+			f.putText(ld, ldJobTitle, val)
+		case "industry":
+			f.putText(ld, ldIndustry, val)
+		case "seniority":
+			f.putText(ld, ldSeniority, val)
+		case "company_linkedin_url", "companyLinkedinUrl":
+			f.putText(ld, ldCompanyLinkedinURL, val)
+		case "website":
+			f.putText(ld, ldWebsite, val)
+		case "employees", "company_size", "companySize":
+			f.putText(ld, ldEmployees, val)
+		case "email":
+			f.putText(ld, ldEmail, val)
+		case "phone":
+			f.putText(ld, ldPhone, val)
+		case "connections", "connectionCount", "connection_count":
+			f.putInt(ld, ldConnections, val)
+		case "followers", "followerCount", "follower_count":
+			f.putInt(ld, ldFollowers, val)
+		case "skills":
+			if arr, err := val.Array(); err == nil {
+				if sb := ld.startList(ldSkills); sb != nil {
+					for _, s := range arr {
+						if b, ok := textOf(s, f.scratch); ok {
+							sb.BinaryBuilder.Append(b)
+						}
+					}
+				}
+			}
+		case "experience":
+			exp = val
+		case "education":
+			edu = val
+		}
+	})
+	p.leadID = leadID
+	if exp != nil {
+		if arr, err := exp.Array(); err == nil {
+			ld.putInt(ldExperienceCount, int64(len(arr)))
+			for pos, e := range arr {
+				f.experience(e, index, int64(pos), p)
+			}
+		}
+	}
+	if edu != nil {
+		if arr, err := edu.Array(); err == nil {
+			ld.putInt(ldEducationCount, int64(len(arr)))
+			for pos, e := range arr {
+				f.education(e, index, int64(pos), p)
+			}
+		}
+	}
+}
+
+// child writes the key and parent columns shared by experience and education rows.
+func (f *flattener) child(t *rows, index, pos int64, p parent, cols [5]int) {
+	t.putStr(cols[0], p.eventID)
+	t.putInt(cols[1], index)
+	t.putInt(cols[2], pos)
+	if p.leadID != nil {
+		t.putStr(cols[3], p.leadID)
+	}
+	if p.hasOccurred {
+		t.putTime(cols[4], p.occurred)
+	}
+}
+
+func (f *flattener) experience(v *fastjson.Value, index, pos int64, p parent) {
+	t := f.tables[2]
+	f.child(t, index, pos, p, [5]int{exEventID, exLeadIndex, exPosition, exLeadID, exOccurredAt})
+	f.scratch = v.MarshalTo(f.scratch[:0])
+	t.putStr(exElement, f.scratch)
+	if obj, err := v.Object(); err == nil {
+		obj.Visit(func(k []byte, val *fastjson.Value) {
+			switch string(k) {
+			case "title", "position", "job_title":
+				f.putText(t, exTitle, val)
+			case "company", "company_name", "companyName":
+				f.putText(t, exCompany, val)
+			case "duration":
+				f.putText(t, exDuration, val)
+			case "location":
+				f.putText(t, exLocation, val)
+			case "start_date", "startDate", "start":
+				f.putText(t, exStartDate, val)
+			case "end_date", "endDate", "end":
+				f.putText(t, exEndDate, val)
+			case "description":
+				f.putText(t, exDescription, val)
+			}
+		})
+	}
+	t.endRow()
+}
+
+func (f *flattener) education(v *fastjson.Value, index, pos int64, p parent) {
+	t := f.tables[3]
+	f.child(t, index, pos, p, [5]int{edEventID, edLeadIndex, edPosition, edLeadID, edOccurredAt})
+	f.scratch = v.MarshalTo(f.scratch[:0])
+	t.putStr(edElement, f.scratch)
+	if obj, err := v.Object(); err == nil {
+		obj.Visit(func(k []byte, val *fastjson.Value) {
+			switch string(k) {
+			case "school", "school_name", "schoolName", "institution":
+				f.putText(t, edSchool, val)
+			case "degree", "degree_name":
+				f.putText(t, edDegree, val)
+			case "field_of_study", "fieldOfStudy", "field":
+				f.putText(t, edFieldOfStudy, val)
+			case "start_date", "startDate", "start":
+				f.putText(t, edStartDate, val)
+			case "end_date", "endDate", "end":
+				f.putText(t, edEndDate, val)
+			}
+		})
+	}
+	t.endRow()
+}
+
+// putText puts a value into a STRING column; it reports whether a non-null value was put.
+func (f *flattener) putText(t *rows, col int, v *fastjson.Value) bool {
+	if t.filled[col] {
+		return false
+	}
+	b, ok := textOf(v, f.scratch)
+	if ok {
+		t.putStr(col, b)
+	}
+	return ok
+}
+
+func (f *flattener) putInt(t *rows, col int, v *fastjson.Value) {
+	if n, ok := intOf(v); ok {
+		t.putInt(col, n)
+	}
+}
+
+func (f *flattener) putFloat(t *rows, col int, v *fastjson.Value) {
+	if x, ok := floatOf(v); ok {
+		t.putFloat(col, x)
+	}
+}
+
+func (f *flattener) putTime(t *rows, col int, v *fastjson.Value) {
+	if us, ok := timeOf(v); ok {
+		t.putTime(col, us)
+	}
+}

@@ -1,0 +1,187 @@
+package transform
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"sendpilot-loader/extract/buffer"
+)
+
+// tableFile is one Parquet output being written under a temporary name.
+type tableFile struct {
+	def   *tableDef
+	path  string
+	tmp   string
+	f     *os.File
+	w     *pqarrow.FileWriter
+	rows  int64
+	limit int64
+}
+
+// outputs are the files of one run.
+type outputs struct {
+	dir        string
+	tables     []*tableFile
+	qPath      string
+	qTmp       string
+	qFile      *os.File
+	quarantine *bufio.Writer
+	done       bool
+}
+
+// writerProperties are the Parquet settings: snappy pages (cheap to write, and what BigQuery and DuckDB read
+// fastest), dictionary encoding only for the low-cardinality columns the schema marks, and files that say
+// which Arrow schema they hold so types round-trip exactly.
+func writerProperties(def *tableDef) (*parquet.WriterProperties, pqarrow.ArrowWriterProperties) {
+	opts := []parquet.WriterProperty{
+		parquet.WithCompression(compress.Codecs.Snappy),
+		parquet.WithDictionaryDefault(false),
+		parquet.WithStats(true),
+		parquet.WithCreatedBy("sendpilot-loader"),
+		parquet.WithMaxRowGroupLength(1 << 20),
+	}
+	for _, c := range def.columns {
+		if c.dict {
+			opts = append(opts, parquet.WithDictionaryFor(c.name, true))
+		}
+	}
+	return parquet.NewWriterProperties(opts...), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
+}
+
+func newOutputs(dir string, opts Options) (*outputs, error) {
+	o := &outputs{dir: dir}
+	for _, def := range tableDefs {
+		path := filepath.Join(dir, def.name+".parquet")
+		tf := &tableFile{def: def, path: path, tmp: path + buffer.TempSuffix, limit: opts.RowGroupBytes}
+		f, err := os.Create(tf.tmp)
+		if err != nil {
+			o.abort()
+			return nil, fmt.Errorf("create %s: %w", tf.tmp, err)
+		}
+		tf.f = f
+		props, arrProps := writerProperties(def)
+		w, err := pqarrow.NewFileWriter(def.schema, f, props, arrProps)
+		if err != nil {
+			f.Close()
+			o.abort()
+			return nil, fmt.Errorf("start parquet file %s: %w", tf.tmp, err)
+		}
+		tf.w = w
+		o.tables = append(o.tables, tf)
+	}
+	o.qPath = filepath.Join(dir, QuarantineFile)
+	o.qTmp = o.qPath + buffer.TempSuffix
+	qf, err := os.Create(o.qTmp)
+	if err != nil {
+		o.abort()
+		return nil, fmt.Errorf("create quarantine file: %w", err)
+	}
+	o.qFile, o.quarantine = qf, bufio.NewWriterSize(qf, 1<<20)
+	return o, nil
+}
+
+// write appends one chunk's rows to the files, starting a new row group when the current one is big enough.
+func (o *outputs) write(r chunkResult) error {
+	for i, t := range o.tables {
+		if err := t.write(r.records[i]); err != nil {
+			return err
+		}
+	}
+	if _, err := o.quarantine.Write(r.quarantine); err != nil {
+		return fmt.Errorf("write quarantine: %w", err)
+	}
+	return nil
+}
+
+func (t *tableFile) write(rec arrow.RecordBatch) error {
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	if err := t.w.WriteBuffered(rec); err != nil {
+		return fmt.Errorf("write %s rows: %w", t.def.name, err)
+	}
+	t.rows += rec.NumRows()
+	if t.w.RowGroupTotalBytesWritten() >= t.limit {
+		if err := t.w.NewBufferedRowGroupChecked(); err != nil {
+			return fmt.Errorf("close %s row group: %w", t.def.name, err)
+		}
+	}
+	return nil
+}
+
+// commit closes every file, fsyncs it and renames it to its final name.
+func (o *outputs) commit() ([]TableResult, error) {
+	var res []TableResult
+	for _, t := range o.tables {
+		if err := t.w.Close(); err != nil { // closes t.f too
+			return nil, fmt.Errorf("finish %s: %w", t.tmp, err)
+		}
+		t.w = nil
+		info, err := syncPath(t.tmp)
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, TableResult{Table: t.def.name, Path: t.path, Rows: t.rows, Bytes: info.Size()})
+	}
+	if err := o.quarantine.Flush(); err != nil {
+		return nil, fmt.Errorf("write quarantine: %w", err)
+	}
+	if err := o.qFile.Sync(); err != nil {
+		return nil, fmt.Errorf("sync quarantine: %w", err)
+	}
+	if err := o.qFile.Close(); err != nil {
+		return nil, fmt.Errorf("close quarantine: %w", err)
+	}
+	o.qFile = nil
+	for _, t := range o.tables {
+		if err := os.Rename(t.tmp, t.path); err != nil {
+			return nil, fmt.Errorf("publish %s: %w", t.path, err)
+		}
+	}
+	if err := os.Rename(o.qTmp, o.qPath); err != nil {
+		return nil, fmt.Errorf("publish quarantine: %w", err)
+	}
+	o.done = true
+	return res, buffer.SyncDir(o.dir)
+}
+
+func syncPath(path string) (os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("sync %s: %w", path, err)
+	}
+	return f.Stat()
+}
+
+// abort removes the temporary files of a run that did not commit.
+func (o *outputs) abort() {
+	if o.done {
+		return
+	}
+	for _, t := range o.tables {
+		if t.w != nil {
+			t.w.Close()
+		} else if t.f != nil {
+			t.f.Close()
+		}
+		os.Remove(t.tmp)
+	}
+	if o.qFile != nil {
+		o.qFile.Close()
+	}
+	if o.qTmp != "" {
+		os.Remove(o.qTmp)
+	}
+	o.done = true
+}

@@ -1,0 +1,130 @@
+package transform
+
+import (
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// rows builds one table's record batch a row at a time. Values are appended to their column's builder as they
+// are found, in any order; endRow appends null to every column the row did not fill. The first value put in a
+// column wins, so a key repeated inside one object cannot shift the columns.
+type rows struct {
+	def    *tableDef
+	rb     *array.RecordBuilder
+	str    []*array.StringBuilder
+	i64    []*array.Int64Builder
+	f64    []*array.Float64Builder
+	ts     []*array.TimestampBuilder
+	bools  []*array.BooleanBuilder
+	lists  []*array.ListBuilder
+	filled []bool
+	n      int
+	bytes  int
+}
+
+func newRows(mem memory.Allocator, def *tableDef) *rows {
+	r := &rows{def: def, rb: array.NewRecordBuilder(mem, def.schema)}
+	k := len(def.columns)
+	r.str, r.i64, r.f64 = make([]*array.StringBuilder, k), make([]*array.Int64Builder, k), make([]*array.Float64Builder, k)
+	r.ts, r.bools, r.lists = make([]*array.TimestampBuilder, k), make([]*array.BooleanBuilder, k), make([]*array.ListBuilder, k)
+	r.filled = make([]bool, k)
+	for i, f := range r.rb.Fields() {
+		switch b := f.(type) {
+		case *array.StringBuilder:
+			r.str[i] = b
+		case *array.Int64Builder:
+			r.i64[i] = b
+		case *array.Float64Builder:
+			r.f64[i] = b
+		case *array.TimestampBuilder:
+			r.ts[i] = b
+		case *array.BooleanBuilder:
+			r.bools[i] = b
+		case *array.ListBuilder:
+			r.lists[i] = b
+		}
+	}
+	return r
+}
+
+// claim marks col as filled for this row and reports whether it was still free.
+func (r *rows) claim(col int) bool {
+	if r.filled[col] {
+		return false
+	}
+	r.filled[col] = true
+	return true
+}
+
+func (r *rows) putStr(col int, b []byte) {
+	if r.claim(col) {
+		r.str[col].BinaryBuilder.Append(b)
+		r.bytes += len(b)
+	}
+}
+
+func (r *rows) putString(col int, s string) {
+	if r.claim(col) {
+		r.str[col].BinaryBuilder.AppendString(s)
+		r.bytes += len(s)
+	}
+}
+
+func (r *rows) putInt(col int, v int64) {
+	if r.claim(col) {
+		r.i64[col].Append(v)
+		r.bytes += 8
+	}
+}
+
+func (r *rows) putFloat(col int, v float64) {
+	if r.claim(col) {
+		r.f64[col].Append(v)
+		r.bytes += 8
+	}
+}
+
+func (r *rows) putTime(col int, micros int64) {
+	if r.claim(col) {
+		r.ts[col].Append(arrow.Timestamp(micros))
+		r.bytes += 8
+	}
+}
+
+func (r *rows) putBool(col int, v bool) {
+	if r.claim(col) {
+		r.bools[col].Append(v)
+		r.bytes++
+	}
+}
+
+// startList opens the list in col for this row and returns the builder for its elements, or nil if the column
+// is already filled.
+func (r *rows) startList(col int) *array.StringBuilder {
+	if !r.claim(col) {
+		return nil
+	}
+	r.lists[col].Append(true)
+	return r.lists[col].ValueBuilder().(*array.StringBuilder)
+}
+
+// endRow completes the row with nulls.
+func (r *rows) endRow() {
+	for col, done := range r.filled {
+		if !done {
+			r.rb.Field(col).AppendNull()
+		}
+		r.filled[col] = false
+	}
+	r.n++
+}
+
+// take returns the rows built so far as a record batch and starts afresh.
+func (r *rows) take() arrow.RecordBatch {
+	rec := r.rb.NewRecordBatch()
+	r.n, r.bytes = 0, 0
+	return rec
+}
+
+func (r *rows) release() { r.rb.Release() }

@@ -1,0 +1,271 @@
+// Package transform owns the meaning of SendPilot payloads: it turns buffered envelopes, bare events and
+// quarantine records into four typed tables (events, leads, experience, education) as Arrow record batches
+// and Parquet files, plus an NDJSON quarantine file for lines that cannot be read as events.
+//
+// Invariants:
+//   - Nothing is dropped: every field is in a typed column, in a JSON column (events.data, events.extra,
+//     leads.lead, experience.element, education.element), or the whole line is in quarantine with its source
+//     file, line number and a reason.
+//   - Output is deterministic: the same input gives the same rows in the same order, whatever the number of
+//     workers.
+//   - Memory is bounded by the chunk size, the number of workers and the row-group size, not by the input.
+//   - The package reads no clock and no network; it only reads its inputs and writes its outputs.
+package transform
+
+import (
+	"bytes"
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/klauspost/compress/gzip"
+)
+
+// QuarantineFile is the name of the quarantine output in the output directory.
+const QuarantineFile = "quarantine.ndjson"
+
+// Options tune a run. Zero values take the defaults.
+type Options struct {
+	// Workers is the number of goroutines parsing in parallel (default GOMAXPROCS).
+	Workers int
+	// ChunkBytes is how much input one worker takes at a time (default 4 MiB); a longer line is one chunk.
+	ChunkBytes int
+	// RowGroupBytes closes a Parquet row group once its encoded size passes this (default 32 MiB).
+	RowGroupBytes int64
+	// Allocator for Arrow buffers (default memory.DefaultAllocator).
+	Allocator memory.Allocator
+	// Progress, if set, is called after each chunk is written with the input bytes consumed so far.
+	Progress func(bytesRead int64, counts Counts)
+}
+
+func (o *Options) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.ChunkBytes <= 0 {
+		o.ChunkBytes = 4 << 20
+	}
+	if o.RowGroupBytes <= 0 {
+		o.RowGroupBytes = 32 << 20
+	}
+	if o.Allocator == nil {
+		o.Allocator = memory.DefaultAllocator
+	}
+}
+
+// TableResult describes one written Parquet file.
+type TableResult struct {
+	Table string
+	Path  string
+	Rows  int64
+	Bytes int64
+}
+
+// Result describes a run.
+type Result struct {
+	Tables         []TableResult // in the order of Tables
+	Counts         Counts
+	InputBytes     int64 // bytes read from the inputs (decompressed)
+	QuarantinePath string
+}
+
+// Table returns the result for a table name.
+func (r Result) Table(name string) TableResult {
+	for _, t := range r.Tables {
+		if t.Table == name {
+			return t
+		}
+	}
+	return TableResult{Table: name}
+}
+
+// chunk is a run of whole lines from one file, processed by one worker.
+type chunk struct {
+	data      []byte
+	file      string
+	firstLine int64
+	done      chan chunkResult
+}
+
+type chunkResult struct {
+	records    [4]arrow.RecordBatch
+	quarantine []byte
+	counts     Counts
+	bytes      int64
+}
+
+// Files reads the files in order and writes events.parquet, leads.parquet, experience.parquet,
+// education.parquet and quarantine.ndjson to outDir. Files ending in .gz are decompressed. Outputs are written
+// to temporary names and renamed only when complete, so a failed or cancelled run leaves no partial file under
+// a final name.
+func Files(ctx context.Context, paths []string, outDir string, opts Options) (Result, error) {
+	opts.defaults()
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return Result{}, fmt.Errorf("create output dir: %w", err)
+	}
+	out, err := newOutputs(outDir, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	defer out.abort()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan *chunk, opts.Workers)
+	order := make(chan *chunk, 2*opts.Workers)
+
+	// Workers: parse chunks in parallel, each with its own builders.
+	for range opts.Workers {
+		go func() {
+			f := newFlattener(opts.Allocator)
+			defer f.release()
+			for c := range work {
+				c.done <- f.process(c)
+			}
+		}()
+	}
+
+	// Reader: cut the inputs into chunks of whole lines, in order.
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(order)
+		defer close(work)
+		readErr <- readChunks(ctx, paths, opts.ChunkBytes, func(c *chunk) bool {
+			select {
+			case order <- c:
+			case <-ctx.Done():
+				return false
+			}
+			select {
+			case work <- c:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+	}()
+
+	// Writer (this goroutine): take results in input order.
+	var res Result
+	var writeErr error
+	for c := range order {
+		r := <-c.done
+		if writeErr == nil {
+			writeErr = out.write(r)
+			res.Counts.add(r.counts)
+			res.InputBytes += r.bytes
+			if opts.Progress != nil && writeErr == nil {
+				opts.Progress(res.InputBytes, res.Counts)
+			}
+		}
+		for _, rec := range r.records {
+			rec.Release()
+		}
+		if writeErr != nil {
+			cancel()
+		}
+	}
+	if err := <-readErr; err != nil && !errors.Is(err, context.Canceled) {
+		return res, err
+	}
+	if writeErr != nil {
+		return res, writeErr
+	}
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("transform: %w", err)
+	}
+	tables, err := out.commit()
+	if err != nil {
+		return res, err
+	}
+	res.Tables = tables
+	res.QuarantinePath = filepath.Join(outDir, QuarantineFile)
+	return res, nil
+}
+
+// process flattens every line of a chunk.
+func (f *flattener) process(c *chunk) chunkResult {
+	f.stats = Counts{}
+	f.quarantine = f.quarantine[:0]
+	data := c.data
+	line := c.firstLine
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		var l []byte
+		if i < 0 {
+			l, data = data, nil
+		} else {
+			l, data = data[:i], data[i+1:]
+		}
+		f.line(l, source{file: c.file, line: line})
+		line++
+	}
+	var r chunkResult
+	for i, t := range f.tables {
+		r.records[i] = t.take()
+	}
+	r.quarantine = append([]byte(nil), f.quarantine...)
+	r.counts = f.stats
+	r.bytes = int64(len(c.data))
+	return r
+}
+
+// readChunks cuts each file into chunks of whole lines of about size bytes and hands them to emit in order.
+func readChunks(ctx context.Context, paths []string, size int, emit func(*chunk) bool) error {
+	for _, path := range paths {
+		if err := readFileChunks(ctx, path, size, emit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readFileChunks(ctx context.Context, path string, size int, emit func(*chunk) bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open input: %w", err)
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			return fmt.Errorf("open gzip input %s: %w", path, err)
+		}
+		defer gz.Close()
+		r = gz
+	}
+	br := bufio.NewReaderSize(r, 1<<20)
+	next := int64(1)
+	c := &chunk{file: path, firstLine: next, data: make([]byte, 0, size+size/4), done: make(chan chunkResult, 1)}
+	for {
+		line, err := br.ReadSlice('\n')
+		c.data = append(c.data, line...)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue // a long line: keep reading it into the same chunk
+		}
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			next++
+		}
+		if len(c.data) >= size || (err != nil && len(c.data) > 0) {
+			if ctx.Err() != nil || !emit(c) {
+				return ctx.Err()
+			}
+			c = &chunk{file: path, firstLine: next, data: make([]byte, 0, size+size/4), done: make(chan chunkResult, 1)}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read input %s: %w", path, err)
+		}
+	}
+}
