@@ -33,9 +33,11 @@ type column struct {
 	dict bool
 }
 
-func key(name string, typ arrow.DataType) column    { return column{name: name, typ: typ} }
-func opt(name string, typ arrow.DataType) column    { return column{name: name, typ: typ, nullable: true} }
-func optDict(name string, typ arrow.DataType) column { return column{name: name, typ: typ, nullable: true, dict: true} }
+func key(name string, typ arrow.DataType) column { return column{name: name, typ: typ} }
+func opt(name string, typ arrow.DataType) column { return column{name: name, typ: typ, nullable: true} }
+func optDict(name string, typ arrow.DataType) column {
+	return column{name: name, typ: typ, nullable: true, dict: true}
+}
 
 // Column indexes of the events table; the order is the schema's.
 const (
