@@ -200,19 +200,15 @@ func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelop
 			typeV = val
 		case "timestamp":
 			tsV = val
+			if _, ok := timeOf(val); !ok && val.Type() != fastjson.TypeNull {
+				f.addExtra(k, val) // not a time we can read: keep it as sent
+			}
 		case "workspaceId", "workspace_id":
 			wsV = val
 		case "data":
 			dataV = val
 		default:
-			if len(f.extra) == 0 {
-				f.extra = append(f.extra, '{')
-			} else {
-				f.extra = append(f.extra, ',')
-			}
-			f.extra = envelope.AppendString(f.extra, string(k))
-			f.extra = append(f.extra, ':')
-			f.extra = val.MarshalTo(f.extra)
+			f.addExtra(k, val)
 		}
 	})
 	var id []byte
@@ -266,6 +262,18 @@ func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelop
 	}
 	ev.endRow()
 	f.stats.Events++
+}
+
+// addExtra adds a top-level key to the event's extra JSON object.
+func (f *flattener) addExtra(k []byte, v *fastjson.Value) {
+	if len(f.extra) == 0 {
+		f.extra = append(f.extra, '{')
+	} else {
+		f.extra = append(f.extra, ',')
+	}
+	f.extra = envelope.AppendString(f.extra, string(k))
+	f.extra = append(f.extra, ':')
+	f.extra = v.MarshalTo(f.extra)
 }
 
 // parent is what child rows inherit from their event.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -23,6 +24,10 @@ type tableFile struct {
 	w     *pqarrow.FileWriter
 	rows  int64
 	limit int64
+	// group is the in-memory size of the record batches in the open row group. The writer keeps a buffered
+	// row group's encoded pages in memory until it is closed, so this bounds memory, and sets the row-group
+	// size BigQuery and DuckDB read.
+	group int64
 }
 
 // outputs are the files of one run.
@@ -39,13 +44,15 @@ type outputs struct {
 // writerProperties are the Parquet settings: snappy pages (cheap to write, and what BigQuery and DuckDB read
 // fastest), dictionary encoding only for the low-cardinality columns the schema marks, and files that say
 // which Arrow schema they hold so types round-trip exactly.
-func writerProperties(def *tableDef) (*parquet.WriterProperties, pqarrow.ArrowWriterProperties) {
+func writerProperties(def *tableDef, mem memory.Allocator) (*parquet.WriterProperties, pqarrow.ArrowWriterProperties) {
 	opts := []parquet.WriterProperty{
+		parquet.WithAllocator(mem),
 		parquet.WithCompression(compress.Codecs.Snappy),
 		parquet.WithDictionaryDefault(false),
 		parquet.WithStats(true),
 		parquet.WithCreatedBy("sendpilot-loader"),
 		parquet.WithMaxRowGroupLength(1 << 20),
+		parquet.WithDataPageSize(256 << 10),
 	}
 	for _, c := range def.columns {
 		if c.dict {
@@ -66,7 +73,7 @@ func newOutputs(dir string, opts Options) (*outputs, error) {
 			return nil, fmt.Errorf("create %s: %w", tf.tmp, err)
 		}
 		tf.f = f
-		props, arrProps := writerProperties(def)
+		props, arrProps := writerProperties(def, opts.Allocator)
 		w, err := pqarrow.NewFileWriter(def.schema, f, props, arrProps)
 		if err != nil {
 			f.Close()
@@ -87,19 +94,15 @@ func newOutputs(dir string, opts Options) (*outputs, error) {
 	return o, nil
 }
 
-// write appends one chunk's rows to the files, starting a new row group when the current one is big enough.
-func (o *outputs) write(r chunkResult) error {
-	for i, t := range o.tables {
-		if err := t.write(r.records[i]); err != nil {
-			return err
-		}
-	}
-	if _, err := o.quarantine.Write(r.quarantine); err != nil {
+// writeQuarantine appends one chunk's quarantine records.
+func (o *outputs) writeQuarantine(q []byte) error {
+	if _, err := o.quarantine.Write(q); err != nil {
 		return fmt.Errorf("write quarantine: %w", err)
 	}
 	return nil
 }
 
+// write appends one chunk's rows of this table, starting a new row group when the current one is big enough.
 func (t *tableFile) write(rec arrow.RecordBatch) error {
 	if rec.NumRows() == 0 {
 		return nil
@@ -108,12 +111,34 @@ func (t *tableFile) write(rec arrow.RecordBatch) error {
 		return fmt.Errorf("write %s rows: %w", t.def.name, err)
 	}
 	t.rows += rec.NumRows()
-	if t.w.RowGroupTotalBytesWritten() >= t.limit {
+	t.group += recordBytes(rec)
+	if t.group >= t.limit {
 		if err := t.w.NewBufferedRowGroupChecked(); err != nil {
 			return fmt.Errorf("close %s row group: %w", t.def.name, err)
 		}
+		t.group = 0
 	}
 	return nil
+}
+
+// recordBytes is the size of a record batch's buffers.
+func recordBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	var add func(d arrow.ArrayData)
+	add = func(d arrow.ArrayData) {
+		for _, b := range d.Buffers() {
+			if b != nil {
+				n += int64(b.Len())
+			}
+		}
+		for _, c := range d.Children() {
+			add(c)
+		}
+	}
+	for _, col := range rec.Columns() {
+		add(col.Data())
+	}
+	return n
 }
 
 // commit closes every file, fsyncs it and renames it to its final name.

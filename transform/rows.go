@@ -120,10 +120,36 @@ func (r *rows) endRow() {
 	r.n++
 }
 
-// take returns the rows built so far as a record batch and starts afresh.
+// take returns the rows built so far as a record batch and starts afresh, with room reserved for as many rows
+// and string bytes as this batch had: growing a builder by doubling copies and zeroes its buffers each time,
+// which cost more than parsing.
 func (r *rows) take() arrow.RecordBatch {
+	n := r.n
+	data := make([]int, len(r.str))
+	for i, b := range r.str {
+		if b != nil {
+			data[i] = b.DataLen()
+		}
+	}
+	var listData int
+	for _, l := range r.lists {
+		if l != nil {
+			listData += l.ValueBuilder().(*array.StringBuilder).DataLen()
+		}
+	}
 	rec := r.rb.NewRecordBatch()
 	r.n, r.bytes = 0, 0
+	r.rb.Reserve(n + n/8)
+	for i, b := range r.str {
+		if b != nil && data[i] > 0 {
+			b.ReserveData(data[i] + data[i]/8)
+		}
+	}
+	for _, l := range r.lists {
+		if l != nil && listData > 0 {
+			l.ValueBuilder().(*array.StringBuilder).ReserveData(listData + listData/8)
+		}
+	}
 	return rec
 }
 
