@@ -55,8 +55,8 @@ func (g *Generator) Next(dst []byte) ([]byte, Stats) {
 	e := envelope.Envelope{
 		V: envelope.Version, ReceivedAt: ts.Add(time.Duration(200+g.rng.IntN(3000)) * time.Millisecond),
 		Signature: envelope.SigValid, RemoteAddr: "203.0.113.7:443",
-		Headers:   map[string]string{"content-type": "application/json", "user-agent": "SendPilot-Webhooks/1.0"},
-		EventID:   id, Payload: body,
+		Headers: map[string]string{"content-type": "application/json", "user-agent": "SendPilot-Webhooks/1.0"},
+		EventID: id, Payload: body,
 	}
 	return envelope.AppendLine(dst, &e), st
 }
