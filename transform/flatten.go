@@ -253,7 +253,7 @@ func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelop
 	ev.putInt(evSourceLine, src.line)
 
 	if dataV != nil {
-		f.scratch = dataV.MarshalTo(f.scratch[:0])
+		f.scratch = marshalWithout(f.scratch[:0], dataV, "leads", "")
 		ev.putStr(evData, f.scratch)
 		if data, err := dataV.Object(); err == nil {
 			p := parent{eventID: id, eventType: canonical, occurred: occurred, hasOccurred: hasOccurred}
@@ -262,6 +262,31 @@ func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelop
 	}
 	ev.endRow()
 	f.stats.Events++
+}
+
+// marshalWithout appends v as JSON, leaving out the keys named (when v is an object and their value is an
+// array): those arrays become rows of their own table, each element kept whole in its JSON column, so
+// repeating them here would store every lead twice. Keys are kept in their original order.
+func marshalWithout(dst []byte, v *fastjson.Value, skip1, skip2 string) []byte {
+	obj, err := v.Object()
+	if err != nil {
+		return v.MarshalTo(dst)
+	}
+	dst = append(dst, '{')
+	first := true
+	obj.Visit(func(k []byte, val *fastjson.Value) {
+		if (string(k) == skip1 || string(k) == skip2) && val.Type() == fastjson.TypeArray {
+			return
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = envelope.AppendString(dst, string(k))
+		dst = append(dst, ':')
+		dst = val.MarshalTo(dst)
+	})
+	return append(dst, '}')
 }
 
 // addExtra adds a top-level key to the event's extra JSON object.
@@ -438,7 +463,7 @@ func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 	if p.jobID != nil {
 		ld.putStr(ldJobID, p.jobID)
 	}
-	f.scratch = v.MarshalTo(f.scratch[:0])
+	f.scratch = marshalWithout(f.scratch[:0], v, "experience", "education")
 	ld.putStr(ldLead, f.scratch)
 	defer ld.endRow()
 	obj, err := v.Object()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -157,9 +158,10 @@ func readRows(t *testing.T, path string) []map[string]any {
 	return out
 }
 
-// TestRoundTripKeepsEveryValue writes random events and checks that nothing is lost: every event's data and
-// unknown top-level keys come back equal from the JSON columns, every lead, experience and education element
-// comes back equal from its row, and the row counts equal the array lengths.
+// TestRoundTripKeepsEveryValue writes random events and checks that nothing is lost: every event's data
+// (less its leads array) and unknown top-level keys come back equal from the JSON columns, every lead (less
+// its experience and education arrays), experience and education element comes back equal from its own row,
+// and the row counts equal the array lengths. Together the rows hold the whole input.
 func TestRoundTripKeepsEveryValue(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 11))
 	dir := t.TempDir()
@@ -194,11 +196,11 @@ func TestRoundTripKeepsEveryValue(t *testing.T) {
 	li := 0
 	for i, ev := range events {
 		row := evRows[i] // output keeps input order
-		if row["event_id"] != ev["eventId"] {
-			t.Fatalf("row %d is %v, want %v", i, row["event_id"], ev["eventId"])
+		if row["event_id"] != ev["eventId"] || fmt.Sprint(row["source_line"]) != fmt.Sprint(i+1) {
+			t.Fatalf("row %d is %v from line %v, want %v from line %d", i, row["event_id"], row["source_line"], ev["eventId"], i+1)
 		}
 		data := normalize(decode(t, row["data"].(string)))
-		if want := normalize(roundTrip(t, ev["data"])); !reflect.DeepEqual(data, want) {
+		if want := normalize(without(roundTrip(t, ev["data"]), "leads")); !reflect.DeepEqual(data, want) {
 			t.Fatalf("event %v: data column\n got %v\nwant %v", ev["eventId"], data, want)
 		}
 		extra := map[string]any{}
@@ -223,7 +225,7 @@ func TestRoundTripKeepsEveryValue(t *testing.T) {
 			if lr["event_id"] != ev["eventId"] || fmt.Sprint(lr["lead_index"]) != fmt.Sprint(j) {
 				t.Fatalf("lead row %v/%v, want %v/%d", lr["event_id"], lr["lead_index"], ev["eventId"], j)
 			}
-			if got, want := normalize(decode(t, lr["lead"].(string))), normalize(roundTrip(t, lead)); !reflect.DeepEqual(got, want) {
+			if got, want := normalize(decode(t, lr["lead"].(string))), normalize(without(roundTrip(t, lead), "experience", "education")); !reflect.DeepEqual(got, want) {
 				t.Fatalf("lead %v/%d:\n got %v\nwant %v", ev["eventId"], j, got, want)
 			}
 			lo, _ := lead.(map[string]any)
@@ -247,6 +249,23 @@ func TestRoundTripKeepsEveryValue(t *testing.T) {
 			}
 		}
 	}
+}
+
+// without returns a copy of an object without the named keys whose values are arrays: those are rows of
+// another table.
+func without(v any, keys ...string) any {
+	o, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	c := map[string]any{}
+	for k, x := range o {
+		if _, isArr := x.([]any); isArr && slices.Contains(keys, k) {
+			continue
+		}
+		c[k] = x
+	}
+	return c
 }
 
 func roundTrip(t *testing.T, v any) any {

@@ -13,7 +13,6 @@
 package transform
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -266,29 +265,37 @@ func readFileChunks(ctx context.Context, path string, size int, emit func(*chunk
 		defer gz.Close()
 		r = gz
 	}
-	br := bufio.NewReaderSize(r, 1<<20)
-	next := int64(1)
-	c := &chunk{file: path, firstLine: next, data: make([]byte, 0, size+size/4), done: make(chan chunkResult, 1)}
+	// Read straight into chunk buffers and cut each at its last newline; the partial line after it starts the
+	// next chunk. A line longer than the buffer grows it.
+	line := int64(1)
+	var carry []byte
 	for {
-		line, err := br.ReadSlice('\n')
-		c.data = append(c.data, line...)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue // a long line: keep reading it into the same chunk
+		buf := make([]byte, len(carry), max(size, 2*len(carry)))
+		copy(buf, carry)
+		n, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if err != nil && !eof {
+			return fmt.Errorf("read input %s: %w", path, err)
 		}
-		if len(line) > 0 && line[len(line)-1] == '\n' {
-			next++
+		cut := len(buf)
+		if !eof {
+			cut = bytes.LastIndexByte(buf, '\n') + 1
+			if cut == 0 { // no newline yet: one long line; read on with a bigger buffer
+				carry = buf
+				continue
+			}
 		}
-		if len(c.data) >= size || (err != nil && len(c.data) > 0) {
+		carry = buf[cut:]
+		if cut > 0 {
+			c := &chunk{data: buf[:cut], file: path, firstLine: line, done: make(chan chunkResult, 1)}
+			line += int64(bytes.Count(c.data, []byte{'\n'}))
 			if ctx.Err() != nil || !emit(c) {
 				return ctx.Err()
 			}
-			c = &chunk{file: path, firstLine: next, data: make([]byte, 0, size+size/4), done: make(chan chunkResult, 1)}
 		}
-		if errors.Is(err, io.EOF) {
+		if eof {
 			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read input %s: %w", path, err)
 		}
 	}
 }
