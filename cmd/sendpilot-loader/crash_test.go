@@ -258,3 +258,25 @@ func TestHelp(t *testing.T) {
 		t.Error("unknown command exited 0")
 	}
 }
+
+func TestTransformCommand(t *testing.T) {
+	out := t.TempDir()
+	cmd := exec.Command(binary, "transform", "--out", out, "../../transform/testdata/all-events.ndjson", "../../transform/testdata/envelopes.ndjson")
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("transform: %v\n%s", err, got)
+	}
+	for _, want := range []string{"events    23", "leads     4", "experience     1", "education     3", "quarantine     5", "read 28 lines"} {
+		if !strings.Contains(strings.Join(strings.Fields(string(got)), "  "), strings.Join(strings.Fields(want), "  ")) {
+			t.Errorf("summary lacks %q:\n%s", want, got)
+		}
+	}
+	for _, f := range []string{"events.parquet", "leads.parquet", "experience.parquet", "education.parquet", "quarantine.ndjson"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := exec.Command(binary, "transform", "--out", out).Run(); err == nil {
+		t.Error("transform with no input files exited 0")
+	}
+}
