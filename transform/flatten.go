@@ -32,12 +32,32 @@ type Counts struct {
 	Lines       int64 // non-empty input lines
 	Events      int64 // rows in events
 	Quarantined int64 // lines written to quarantine
+	// MinOccurred and MaxOccurred bound events.occurred_at in Unix microseconds (0 when no event had one);
+	// NoOccurred counts events without one. Loaders use them to prune the partitions a merge touches.
+	MinOccurred, MaxOccurred int64
+	NoOccurred               int64
 }
 
 func (c *Counts) add(o Counts) {
 	c.Lines += o.Lines
 	c.Events += o.Events
 	c.Quarantined += o.Quarantined
+	c.NoOccurred += o.NoOccurred
+	c.observe(o.MinOccurred)
+	c.observe(o.MaxOccurred)
+}
+
+// observe widens the occurred_at range to include us (0 means none).
+func (c *Counts) observe(us int64) {
+	if us == 0 {
+		return
+	}
+	if c.MinOccurred == 0 || us < c.MinOccurred {
+		c.MinOccurred = us
+	}
+	if us > c.MaxOccurred {
+		c.MaxOccurred = us
+	}
 }
 
 func newFlattener(mem memory.Allocator) *flattener {
@@ -236,6 +256,9 @@ func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelop
 	ev.putStr(evEventTypeRaw, rawType)
 	if hasOccurred {
 		ev.putTime(evOccurredAt, occurred)
+		f.stats.observe(occurred)
+	} else {
+		f.stats.NoOccurred++
 	}
 	if env.hasRecv {
 		ev.putTime(evReceivedAt, env.receivedAt)

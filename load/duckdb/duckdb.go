@@ -1,0 +1,199 @@
+// Package duckdb is the embedded local warehouse: a single DuckDB file, the default when no BigQuery project is
+// configured, so the whole pipeline runs without a cloud account. It is the only package that imports the
+// DuckDB driver.
+//
+// A batch is loaded in one transaction that inserts each table's rows from the batch's Parquet file,
+// deduplicated inside the batch on the natural key and skipping keys already present (ON CONFLICT DO
+// NOTHING against the primary keys), and records the batch in _sendpilot_batches. A crash before the commit
+// leaves nothing; loading the batch again after the commit inserts nothing more.
+//
+// DuckDB lets one process write a database file at a time, so a Warehouse opens the file only for the
+// duration of Ensure/Load and Close releases it: other processes (sql, report, status) can open it between
+// loads.
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" database/sql driver
+
+	"sendpilot-loader/load"
+	sqlfiles "sendpilot-loader/sql"
+	"sendpilot-loader/transform"
+)
+
+// naturalKeys are the dedup keys of each table.
+var naturalKeys = map[string]string{
+	transform.TableEvents:     "event_id",
+	transform.TableLeads:      "event_id, lead_index",
+	transform.TableExperience: "event_id, lead_index, position",
+	transform.TableEducation:  "event_id, lead_index, position",
+}
+
+// Warehouse is a DuckDB database file.
+type Warehouse struct {
+	path string
+	// BusyTimeout bounds how long Open waits for another process to release the file (default 30 s).
+	BusyTimeout time.Duration
+	db          *sql.DB
+}
+
+var _ load.Warehouse = (*Warehouse)(nil)
+
+// New returns a warehouse for the DuckDB file at path; nothing is opened yet.
+func New(path string) *Warehouse { return &Warehouse{path: path, BusyTimeout: 30 * time.Second} }
+
+// Name implements load.Warehouse.
+func (w *Warehouse) Name() string { return "duckdb:" + w.path }
+
+// Open opens the database file, waiting up to BusyTimeout while another process holds it.
+func Open(ctx context.Context, path string, timeout time.Duration) (*sql.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create warehouse dir: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		db, err := sql.Open("duckdb", path)
+		if err == nil {
+			err = db.PingContext(ctx)
+			if err == nil {
+				db.SetMaxOpenConns(1) // one connection: a transaction and its statements share it
+				return db, nil
+			}
+			db.Close()
+		}
+		if !isLockConflict(err) {
+			return nil, fmt.Errorf("open duckdb %s: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("open duckdb %s: %w (waited %s): %w", path, ErrBusy, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("open duckdb %s: %w", path, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// isLockConflict reports whether DuckDB refused the file because another process holds it.
+func isLockConflict(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "Could not set lock") || strings.Contains(err.Error(), "Conflicting lock"))
+}
+
+func (w *Warehouse) open(ctx context.Context) error {
+	if w.db != nil {
+		return nil
+	}
+	db, err := Open(ctx, w.path, w.BusyTimeout)
+	if err != nil {
+		return err
+	}
+	w.db = db
+	return nil
+}
+
+// Ensure implements load.Warehouse: it runs sql/duckdb/tables.sql and creates the batch log.
+func (w *Warehouse) Ensure(ctx context.Context) error {
+	if err := w.open(ctx); err != nil {
+		return err
+	}
+	ddl, err := sqlfiles.Files.ReadFile("duckdb/tables.sql")
+	if err != nil {
+		return fmt.Errorf("read duckdb ddl: %w", err)
+	}
+	if _, err := w.db.ExecContext(ctx, string(ddl)); err != nil {
+		return fmt.Errorf("create duckdb tables: %w", err)
+	}
+	const batches = `CREATE TABLE IF NOT EXISTS _sendpilot_batches (
+  batch_id VARCHAR PRIMARY KEY, loaded_at TIMESTAMPTZ NOT NULL, events BIGINT, leads BIGINT, experience BIGINT, education BIGINT)`
+	if _, err := w.db.ExecContext(ctx, batches); err != nil {
+		return fmt.Errorf("create batch log: %w", err)
+	}
+	return nil
+}
+
+// Load implements load.Warehouse.
+func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, error) {
+	res := load.LoadResult{Inserted: map[string]int64{}}
+	if err := w.open(ctx); err != nil {
+		return res, err
+	}
+	tx, err := w.db.BeginTx(ctx, nil)
+	if err != nil {
+		return res, fmt.Errorf("begin load: %w", err)
+	}
+	defer tx.Rollback()
+
+	var done int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM _sendpilot_batches WHERE batch_id = ?`, b.ID).Scan(&done); err != nil {
+		return res, fmt.Errorf("look up batch: %w", err)
+	}
+	if done > 0 {
+		return res, nil // committed before a crash; nothing more to do
+	}
+	for _, table := range transform.Tables {
+		path, ok := b.Files[table]
+		if !ok || b.Rows[table] == 0 {
+			continue
+		}
+		// Keep the first row per key inside the batch (in file order), then skip keys already stored.
+		q := fmt.Sprintf(`INSERT INTO %[1]s
+SELECT * EXCLUDE (_ord) FROM (
+  SELECT *, row_number() OVER () AS _ord FROM read_parquet(%[2]s)
+) QUALIFY row_number() OVER (PARTITION BY %[3]s ORDER BY _ord) = 1
+ON CONFLICT DO NOTHING`, table, quote(path), naturalKeys[table])
+		r, err := tx.ExecContext(ctx, q)
+		if err != nil {
+			return res, classify(fmt.Errorf("insert %s: %w", table, err))
+		}
+		n, _ := r.RowsAffected()
+		res.Inserted[table] = n
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO _sendpilot_batches VALUES (?, now(), ?, ?, ?, ?)`, b.ID,
+		res.Inserted[transform.TableEvents], res.Inserted[transform.TableLeads],
+		res.Inserted[transform.TableExperience], res.Inserted[transform.TableEducation])
+	if err != nil {
+		return res, fmt.Errorf("record batch: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return res, fmt.Errorf("commit load: %w", err)
+	}
+	return res, nil
+}
+
+// classify marks errors that retrying cannot fix.
+func classify(err error) error {
+	msg := err.Error()
+	for _, permanent := range []string{"Conversion Error", "Binder Error", "Constraint Error", "Invalid Input Error", "Catalog Error"} {
+		if strings.Contains(msg, permanent) {
+			return fmt.Errorf("%w: %w", load.ErrRejected, err)
+		}
+	}
+	return err
+}
+
+// Close implements load.Warehouse: it closes the file so other processes can open it.
+func (w *Warehouse) Close() error {
+	if w.db == nil {
+		return nil
+	}
+	err := w.db.Close()
+	w.db = nil
+	if err != nil {
+		return fmt.Errorf("close duckdb: %w", err)
+	}
+	return nil
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// ErrBusy is returned (wrapped) when the file stayed locked by another process for the whole timeout.
+var ErrBusy = errors.New("warehouse file is in use by another process")

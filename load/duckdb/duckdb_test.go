@@ -1,0 +1,93 @@
+package duckdb
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sendpilot-loader/load"
+	"sendpilot-loader/transform"
+)
+
+// batchFrom transforms NDJSON lines into a batch.
+func batchFrom(t *testing.T, id string, lines ...string) load.Batch {
+	t.Helper()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	res, err := transform.Files(context.Background(), []string{in}, filepath.Join(dir, "out"), transform.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := load.Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}}
+	for _, tr := range res.Tables {
+		b.Files[tr.Table], b.Rows[tr.Table] = tr.Path, tr.Rows
+	}
+	return b
+}
+
+func count(t *testing.T, w *Warehouse, q string) int64 {
+	t.Helper()
+	var n int64
+	if err := w.db.QueryRow(q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+const (
+	evA = `{"eventId":"evt_a","eventType":"message.sent","timestamp":"2024-02-24T10:30:00Z","data":{"leadId":"l1","message":"hi"}}`
+	evB = `{"eventId":"evt_b","eventType":"lead_extractor.job.completed","timestamp":"2024-02-24T11:00:00Z","data":{"campaign_id":"c","leads":[{"id":"x","experience":[{"title":"CEO"},{"title":"CTO"}],"education":[{"school":"MIT"}],"skills":["Go","SQL"]},{"id":"y"}]}}`
+)
+
+// The same event delivered three times, in two batches and twice inside one, is stored once; so are its
+// leads and their children; loading a batch again changes nothing.
+func TestLoadIsExactlyOnce(t *testing.T) {
+	ctx := context.Background()
+	w := New(filepath.Join(t.TempDir(), "warehouse.duckdb"))
+	defer w.Close()
+	if err := w.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b1 := batchFrom(t, "b1", evA, evB, evB)
+	b2 := batchFrom(t, "b2", evB, `{"eventId":"evt_c","eventType":"never.seen","data":{}}`)
+	for _, b := range []load.Batch{b1, b1, b2, b2} {
+		if _, err := w.Load(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for q, want := range map[string]int64{
+		"SELECT count(*) FROM events":                                                                3,
+		"SELECT count(DISTINCT event_id) FROM events":                                                3,
+		"SELECT count(*) FROM leads":                                                                 2,
+		"SELECT count(*) FROM experience":                                                            2,
+		"SELECT count(*) FROM education":                                                             1,
+		"SELECT count(*) FROM _sendpilot_batches":                                                    2,
+		"SELECT len(skills) FROM leads WHERE lead_id = 'x'":                                          2,
+		"SELECT count(*) FROM events WHERE data->>'$.message' = 'hi'":                                1,
+		"SELECT count(*) FROM events WHERE event_type = 'unknown' AND event_type_raw = 'never.seen'": 1,
+		"SELECT count(*) FROM events WHERE occurred_at = TIMESTAMPTZ '2024-02-24 10:30:00+00'":       1,
+	} {
+		if got := count(t, w, q); got != want {
+			t.Errorf("%s = %d, want %d", q, got, want)
+		}
+	}
+}
+
+// Close releases the file: another connection (another process, in real life) can then open it.
+func TestCloseReleasesTheFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	w := New(path)
+	if err := w.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	db, err := Open(ctx, path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+}

@@ -1,0 +1,466 @@
+package load
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"sendpilot-loader/extract/buffer"
+	"sendpilot-loader/transform"
+)
+
+// ErrBusy means another process (or tick) is running batches for this data directory right now.
+var ErrBusy = errors.New("another load is running for this data directory")
+
+// Options configure a Loader. Zero values take the documented defaults.
+type Options struct {
+	// DataDir holds buffer/, state/, archive/, quarantine/ and rejected/.
+	DataDir string
+	// Warehouse returns the warehouse for one run; the loader closes it at the end of the run.
+	Warehouse func() (Warehouse, error)
+	// MaxBatchBytes bounds the segments one batch takes (default 4 GiB); at least one segment is always taken.
+	MaxBatchBytes int64
+	// Attempts is how many times a run tries a failing load before leaving the batch for the next run
+	// (default 3); Backoff is the first wait between attempts, doubled each time (default 2 s).
+	Attempts int
+	Backoff  time.Duration
+	// ArchiveRetention removes archived segments older than this at the end of a run; 0 keeps them forever.
+	ArchiveRetention time.Duration
+	// Seal, if set, is called before planning a batch so records up to now are included (serve passes the
+	// buffer's Seal).
+	Seal func() error
+	// Transform tunes the transform step.
+	Transform transform.Options
+	Logger    *slog.Logger
+	// Registerer receives the loader's metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+	// AfterStep, if set, is called after each step of a batch is recorded; tests use it to crash there.
+	AfterStep func(batchID string, step Step)
+}
+
+// Loader runs batches for one data directory.
+type Loader struct {
+	opts     Options
+	dirs     layout
+	log      *slog.Logger
+	m        *metrics
+	instance string
+}
+
+// New prepares the loader's directories and its instance ID (a random name kept in state/instance-id, so
+// batch and job IDs of replicas with separate data directories never collide).
+func New(opts Options) (*Loader, error) {
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = 4 << 30
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 3
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = 2 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Loader{opts: opts, dirs: newLayout(opts.DataDir), log: opts.Logger}
+	for _, d := range []string{l.dirs.buffer, l.dirs.batches, l.dirs.archive, l.dirs.quarantine, l.dirs.rejected} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	id, err := instanceID(l.dirs.state)
+	if err != nil {
+		return nil, err
+	}
+	l.instance = id
+	l.m = newMetrics(opts.Registerer)
+	return l, nil
+}
+
+func instanceID(stateDir string) (string, error) {
+	path := filepath.Join(stateDir, "instance-id")
+	raw, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(raw))) > 0 {
+		return strings.TrimSpace(string(raw)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read instance id: %w", err)
+	}
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("make instance id: %w", err)
+	}
+	id := hex.EncodeToString(b[:])
+	if err := buffer.WriteFileAtomic(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("save instance id: %w", err)
+	}
+	return id, nil
+}
+
+// Report says what one Run did.
+type Report struct {
+	// Batches are the manifests of the batches this run finished or advanced, in order.
+	Batches []*Manifest
+}
+
+// Pending lists the sealed segments that no batch has taken yet, oldest first.
+func (l *Loader) Pending() ([]buffer.Segment, error) {
+	segs, err := buffer.Sealed(l.dirs.buffer)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := l.dirs.manifests()
+	if err != nil {
+		return nil, err
+	}
+	taken := map[string]bool{}
+	for _, m := range ms {
+		if !m.Done() {
+			for _, s := range m.Segments {
+				taken[s] = true
+			}
+		}
+	}
+	var out []buffer.Segment
+	for _, s := range segs {
+		if !taken[filepath.Base(s.Path)] {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// Run finishes any batch a previous run left unfinished, then plans and runs one new batch of the pending
+// segments (if any). It returns ErrBusy at once if another run holds the lock. A batch whose load keeps
+// failing is left at its step for the next run, and Run returns the error.
+func (l *Loader) Run(ctx context.Context) (Report, error) {
+	var rep Report
+	unlock, err := lockFile(filepath.Join(l.dirs.state, "load.lock"))
+	if err != nil {
+		return rep, err
+	}
+	defer unlock()
+	start := l.opts.Now()
+	defer func() { l.m.duration.Observe(l.opts.Now().Sub(start).Seconds()) }()
+
+	var wh Warehouse
+	defer func() {
+		if wh != nil {
+			if err := wh.Close(); err != nil {
+				l.log.Error("close warehouse", "err", err)
+			}
+		}
+	}()
+	warehouse := func() (Warehouse, error) {
+		if wh == nil {
+			w, err := l.opts.Warehouse()
+			if err != nil {
+				return nil, fmt.Errorf("open warehouse: %w", err)
+			}
+			if err := w.Ensure(ctx); err != nil {
+				w.Close()
+				return nil, fmt.Errorf("prepare warehouse: %w", err)
+			}
+			wh = w
+		}
+		return wh, nil
+	}
+
+	ms, err := l.dirs.manifests()
+	if err != nil {
+		return rep, err
+	}
+	for _, m := range ms {
+		if m.Done() {
+			continue
+		}
+		l.log.Info("resuming batch", "batch", m.ID, "step", m.Step)
+		if err := l.advance(ctx, m, warehouse); err != nil {
+			rep.Batches = append(rep.Batches, m)
+			return rep, err
+		}
+		rep.Batches = append(rep.Batches, m)
+	}
+
+	if l.opts.Seal != nil {
+		if err := l.opts.Seal(); err != nil {
+			l.log.Warn("seal active segment before load", "err", err)
+		}
+	}
+	m, err := l.plan()
+	if err != nil {
+		return rep, err
+	}
+	if m == nil {
+		l.m.batches.WithLabelValues("idle").Inc()
+		l.prune()
+		return rep, nil
+	}
+	err = l.advance(ctx, m, warehouse)
+	rep.Batches = append(rep.Batches, m)
+	if err == nil {
+		l.prune()
+	}
+	return rep, err
+}
+
+// plan names a new batch of pending segments, or returns nil when there are none.
+func (l *Loader) plan() (*Manifest, error) {
+	segs, err := l.Pending()
+	if err != nil || len(segs) == 0 {
+		return nil, err
+	}
+	m := &Manifest{Step: StepPlanned, CreatedAt: l.opts.Now().UTC()}
+	for _, s := range segs {
+		if len(m.Segments) > 0 && m.Bytes+s.Size > l.opts.MaxBatchBytes {
+			break
+		}
+		m.Segments = append(m.Segments, filepath.Base(s.Path))
+		m.Bytes += s.Size
+	}
+	first, last := segs[0].Seq, segs[len(m.Segments)-1].Seq
+	m.ID = fmt.Sprintf("%s-%0*d-%0*d", l.instance, buffer.SeqDigits, first, buffer.SeqDigits, last)
+	if err := l.dirs.save(m, l.opts.Now()); err != nil {
+		return nil, err
+	}
+	l.log.Info("planned batch", "batch", m.ID, "segments", len(m.Segments), "bytes", m.Bytes)
+	l.after(m)
+	return m, nil
+}
+
+func (l *Loader) after(m *Manifest) {
+	if l.opts.AfterStep != nil {
+		l.opts.AfterStep(m.ID, m.Step)
+	}
+}
+
+// advance takes a batch from its recorded step to the end.
+func (l *Loader) advance(ctx context.Context, m *Manifest, warehouse func() (Warehouse, error)) error {
+	for !m.Done() {
+		var err error
+		switch m.Step {
+		case StepPlanned:
+			err = l.transformStep(ctx, m)
+		case StepTransformed:
+			err = l.loadStep(ctx, m, warehouse)
+		case StepLoaded:
+			err = l.archiveStep(m)
+		default:
+			err = fmt.Errorf("batch %s has unknown step %q", m.ID, m.Step)
+		}
+		if err != nil {
+			return err
+		}
+		if err := l.dirs.save(m, l.opts.Now()); err != nil {
+			return err
+		}
+		l.after(m)
+	}
+	return nil
+}
+
+// transformStep writes the batch's Parquet files next to its manifest and keeps its quarantine output.
+func (l *Loader) transformStep(ctx context.Context, m *Manifest) error {
+	paths := make([]string, len(m.Segments))
+	for i, s := range m.Segments {
+		paths[i] = filepath.Join(l.dirs.buffer, s)
+	}
+	res, err := transform.Files(ctx, paths, l.dirs.batchDir(m.ID), l.opts.Transform)
+	if err != nil {
+		return fmt.Errorf("transform batch %s: %w", m.ID, err)
+	}
+	m.Rows = map[string]int64{}
+	for _, t := range res.Tables {
+		m.Rows[t.Table] = t.Rows
+	}
+	m.Quarantined = res.Counts.Quarantined
+	if res.Counts.MinOccurred != 0 {
+		m.MinOccurred = time.UnixMicro(res.Counts.MinOccurred).UTC()
+		m.MaxOccurred = time.UnixMicro(res.Counts.MaxOccurred).UTC()
+	}
+	m.HasNullOccurred = res.Counts.NoOccurred > 0
+	if m.Quarantined > 0 {
+		dst := filepath.Join(l.dirs.quarantine, m.ID+".ndjson")
+		raw, err := os.ReadFile(res.QuarantinePath)
+		if err != nil {
+			return fmt.Errorf("read quarantine output: %w", err)
+		}
+		if err := buffer.WriteFileAtomic(dst, raw, 0o644); err != nil {
+			return fmt.Errorf("keep quarantine output: %w", err)
+		}
+		l.log.Warn("lines quarantined", "batch", m.ID, "lines", m.Quarantined, "file", dst)
+	}
+	m.Step = StepTransformed
+	return nil
+}
+
+func (l *Loader) batchOf(m *Manifest) Batch {
+	b := Batch{ID: m.ID, Files: map[string]string{}, Rows: m.Rows, MinOccurred: m.MinOccurred, MaxOccurred: m.MaxOccurred, HasNullOccurred: m.HasNullOccurred}
+	for _, t := range transform.Tables {
+		b.Files[t] = filepath.Join(l.dirs.batchDir(m.ID), t+".parquet")
+	}
+	return b
+}
+
+// loadStep loads the batch, retrying with backoff; a rejected batch is isolated.
+func (l *Loader) loadStep(ctx context.Context, m *Manifest, warehouse func() (Warehouse, error)) error {
+	wait := l.opts.Backoff
+	var lastErr error
+	for attempt := 1; attempt <= l.opts.Attempts; attempt++ {
+		wh, err := warehouse()
+		var res LoadResult
+		if err == nil {
+			res, err = wh.Load(ctx, l.batchOf(m))
+		}
+		if err == nil {
+			m.Inserted, m.Error = res.Inserted, ""
+			for t, n := range res.Inserted {
+				l.m.rows.WithLabelValues(t).Add(float64(n))
+			}
+			l.m.batches.WithLabelValues("loaded").Inc()
+			l.log.Info("loaded batch", "batch", m.ID, "rows", m.Rows, "inserted", m.Inserted)
+			m.Step = StepLoaded
+			return nil
+		}
+		if errors.Is(err, ErrRejected) {
+			return l.reject(m, err)
+		}
+		lastErr = err
+		m.Attempts++
+		m.Error = err.Error()
+		l.log.Warn("load failed; will retry", "batch", m.ID, "attempt", attempt, "err", err)
+		if attempt == l.opts.Attempts || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+	l.m.batches.WithLabelValues("failed").Inc()
+	if err := l.dirs.save(m, l.opts.Now()); err != nil {
+		l.log.Error("record failed load", "err", err)
+	}
+	return fmt.Errorf("load batch %s: %w", m.ID, lastErr)
+}
+
+// reject moves a refused batch's segments to rejected/<id>/ (nothing is deleted) so later batches go on.
+func (l *Loader) reject(m *Manifest, cause error) error {
+	l.log.Error("warehouse rejected batch; segments moved aside", "batch", m.ID, "err", cause,
+		"dir", filepath.Join(l.dirs.rejected, m.ID))
+	dir := filepath.Join(l.dirs.rejected, m.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create rejected dir: %w", err)
+	}
+	for _, s := range m.Segments {
+		src := filepath.Join(l.dirs.buffer, s)
+		if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
+			continue // moved before a crash
+		}
+		if err := buffer.RenameDurable(src, filepath.Join(dir, s)); err != nil {
+			return fmt.Errorf("move rejected segment: %w", err)
+		}
+	}
+	m.Error = cause.Error()
+	m.Step = StepRejected
+	l.m.batches.WithLabelValues("rejected").Inc()
+	return nil
+}
+
+// archiveStep gzips each segment into archive/ and then removes it from buffer/; the batch's Parquet files go.
+func (l *Loader) archiveStep(m *Manifest) error {
+	for _, s := range m.Segments {
+		src := filepath.Join(l.dirs.buffer, s)
+		if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
+			continue // archived and removed before a crash
+		}
+		if err := gzipFile(src, filepath.Join(l.dirs.archive, s+".gz")); err != nil {
+			return err
+		}
+		if err := os.Remove(src); err != nil {
+			return fmt.Errorf("remove archived segment: %w", err)
+		}
+	}
+	if err := buffer.SyncDir(l.dirs.buffer); err != nil {
+		return err
+	}
+	for _, t := range transform.Tables {
+		os.Remove(filepath.Join(l.dirs.batchDir(m.ID), t+".parquet"))
+	}
+	os.Remove(filepath.Join(l.dirs.batchDir(m.ID), transform.QuarantineFile))
+	m.Step = StepArchived
+	return nil
+}
+
+// gzipFile writes a gzip copy of src to dst atomically.
+func gzipFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("open segment: %w", err)
+	}
+	defer in.Close()
+	tmp := dst + buffer.TempSuffix
+	out, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("create archive file: %w", err)
+	}
+	zw := gzip.NewWriter(out)
+	_, err = io.Copy(zw, in)
+	if err == nil {
+		err = zw.Close()
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("archive %s: %w", filepath.Base(src), err)
+	}
+	return buffer.RenameDurable(tmp, dst)
+}
+
+// prune removes archived segments past the retention and the manifests of all but the last 500 finished
+// batches.
+func (l *Loader) prune() {
+	if r := l.opts.ArchiveRetention; r > 0 {
+		entries, _ := os.ReadDir(l.dirs.archive)
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil && l.opts.Now().Sub(info.ModTime()) > r {
+				os.Remove(filepath.Join(l.dirs.archive, e.Name()))
+			}
+		}
+	}
+	ms, err := l.dirs.manifests()
+	if err != nil {
+		return
+	}
+	var done []*Manifest
+	for _, m := range ms {
+		if m.Step == StepArchived {
+			done = append(done, m)
+		}
+	}
+	for len(done) > 500 {
+		os.RemoveAll(l.dirs.batchDir(done[0].ID))
+		done = done[1:]
+	}
+}

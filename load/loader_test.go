@@ -1,0 +1,252 @@
+package load_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"sendpilot-loader/extract/buffer"
+	"sendpilot-loader/extract/envelope"
+	"sendpilot-loader/load"
+	"sendpilot-loader/load/duckdb"
+)
+
+// event returns a buffer envelope line for an extractor event with two leads, each with one experience and
+// one education entry.
+func event(id string) string {
+	body := fmt.Sprintf(`{"eventId":%q,"eventType":"lead_extractor.job.completed","timestamp":"2024-02-24T10:30:00Z","data":{"campaign_id":"c1","leads":[{"id":"l1","experience":[{"title":"CEO"}],"education":[{"school":"MIT"}]},{"id":"l2","experience":[{"title":"CTO"}],"education":[{"school":"ETH"}]}]}}`, id)
+	e := envelope.Envelope{V: 1, ReceivedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Signature: envelope.SigValid, EventID: id, Payload: []byte(body)}
+	return string(envelope.AppendLine(nil, &e))
+}
+
+// writeSegment adds a sealed segment holding lines to the data dir's buffer.
+func writeSegment(t *testing.T, dataDir string, seq uint64, lines ...string) {
+	t.Helper()
+	dir := filepath.Join(dataDir, "buffer")
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, buffer.SegmentName(seq, buffer.SealedSuffix)), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flaky wraps a warehouse and fails its first n loads with err.
+type flaky struct {
+	load.Warehouse
+	fails *atomic.Int64
+	err   error
+}
+
+func (f flaky) Load(ctx context.Context, b load.Batch) (load.LoadResult, error) {
+	if f.fails.Add(-1) >= 0 {
+		return load.LoadResult{}, f.err
+	}
+	return f.Warehouse.Load(ctx, b)
+}
+
+type env struct {
+	dataDir, dbPath string
+	fails           atomic.Int64
+	failErr         error
+}
+
+func newEnv(t *testing.T) *env {
+	dir := t.TempDir()
+	return &env{dataDir: dir, dbPath: filepath.Join(dir, "warehouse.duckdb"), failErr: errors.New("503 backend unavailable")}
+}
+
+func (e *env) loader(t *testing.T, after func(string, load.Step)) *load.Loader {
+	t.Helper()
+	l, err := load.New(load.Options{
+		DataDir:   e.dataDir,
+		Warehouse: func() (load.Warehouse, error) { return flaky{duckdb.New(e.dbPath), &e.fails, e.failErr}, nil },
+		Attempts:  2,
+		Backoff:   time.Millisecond,
+		AfterStep: after,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func (e *env) counts(t *testing.T) string {
+	t.Helper()
+	db, err := duckdb.Open(context.Background(), e.dbPath, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var out []string
+	for _, table := range []string{"events", "leads", "experience", "education"} {
+		var n, distinct int
+		key := map[string]string{"events": "event_id", "leads": "event_id || '/' || lead_index"}[table]
+		if key == "" {
+			key = "event_id || '/' || lead_index || '/' || position"
+		}
+		if err := db.QueryRow(fmt.Sprintf("SELECT count(*), count(DISTINCT %s) FROM %s", key, table)).Scan(&n, &distinct); err != nil {
+			t.Fatal(err)
+		}
+		if n != distinct {
+			t.Errorf("%s has %d rows for %d keys", table, n, distinct)
+		}
+		out = append(out, fmt.Sprintf("%s=%d", table, n))
+	}
+	return strings.Join(out, " ")
+}
+
+func files(t *testing.T, dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func TestRunLoadsArchivesAndDedups(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	// evt_1 three times: twice in one segment, once in a later batch.
+	writeSegment(t, e.dataDir, 1, event("evt_1"), event("evt_2"), event("evt_1"))
+	writeSegment(t, e.dataDir, 2, event("evt_3"))
+	l := e.loader(t, nil)
+	rep, err := l.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Batches) != 1 || rep.Batches[0].Step != load.StepArchived || len(rep.Batches[0].Segments) != 2 {
+		t.Fatalf("report: %+v", rep.Batches)
+	}
+	writeSegment(t, e.dataDir, 3, event("evt_1"), "not json")
+	if _, err := l.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := e.counts(t), "events=3 leads=6 experience=6 education=6"; got != want {
+		t.Fatalf("warehouse: %s, want %s", got, want)
+	}
+	if got := files(t, filepath.Join(e.dataDir, "buffer")); len(got) != 0 {
+		t.Errorf("buffer not emptied: %v", got)
+	}
+	if got := files(t, filepath.Join(e.dataDir, "archive")); strings.Join(got, ",") != "0000000001.ndjson.gz,0000000002.ndjson.gz,0000000003.ndjson.gz" {
+		t.Errorf("archive: %v", got)
+	}
+	if got := files(t, filepath.Join(e.dataDir, "quarantine")); len(got) != 1 {
+		t.Errorf("quarantine: %v", got)
+	}
+	rep, err = l.Run(ctx)
+	if err != nil || len(rep.Batches) != 0 {
+		t.Fatalf("idle run: %+v, %v", rep, err)
+	}
+}
+
+// A crash right after any step leaves a batch that the next run finishes, with every event stored once.
+// (The binary's tests do the same with SIGKILL; here a panic stops the run at the same points.)
+func TestRunResumesAfterEveryStep(t *testing.T) {
+	for _, step := range []load.Step{load.StepPlanned, load.StepTransformed, load.StepLoaded, load.StepArchived} {
+		t.Run(string(step), func(t *testing.T) {
+			e := newEnv(t)
+			writeSegment(t, e.dataDir, 1, event("evt_1"), event("evt_2"))
+			crash := e.loader(t, func(_ string, s load.Step) {
+				if s == step {
+					panic("crash")
+				}
+			})
+			func() {
+				defer func() { recover() }()
+				crash.Run(context.Background())
+			}()
+			writeSegment(t, e.dataDir, 2, event("evt_2"), event("evt_3"))
+			l := e.loader(t, nil)
+			for range 2 {
+				if _, err := l.Run(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got, want := e.counts(t), "events=3 leads=6 experience=6 education=6"; got != want {
+				t.Fatalf("after a crash at %s: %s, want %s", step, got, want)
+			}
+			if got := files(t, filepath.Join(e.dataDir, "buffer")); len(got) != 0 {
+				t.Errorf("buffer not emptied: %v", got)
+			}
+		})
+	}
+}
+
+// The warehouse fails for several runs, then recovers: nothing is lost or doubled meanwhile.
+func TestWarehouseOutage(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.fails.Store(5) // two attempts per run: runs 1 and 2 fail, run 3 fails once then succeeds
+	l := e.loader(t, nil)
+	for run := 1; run <= 3; run++ {
+		writeSegment(t, e.dataDir, uint64(run), event(fmt.Sprintf("evt_%d", run)), event("evt_dup"))
+		_, err := l.Run(ctx)
+		if run < 3 && err == nil {
+			t.Fatalf("run %d succeeded during the outage", run)
+		}
+		if run < 3 && len(files(t, filepath.Join(e.dataDir, "buffer"))) != run {
+			t.Fatalf("run %d: segments left the buffer during the outage", run)
+		}
+	}
+	for range 3 {
+		if _, err := l.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := e.counts(t), "events=4 leads=8 experience=8 education=8"; got != want {
+		t.Fatalf("after the outage: %s, want %s", got, want)
+	}
+}
+
+// A batch the warehouse rejects is moved aside and later batches go on.
+func TestRejectedBatchIsIsolated(t *testing.T) {
+	e := newEnv(t)
+	e.failErr = fmt.Errorf("%w: schema mismatch", load.ErrRejected)
+	e.fails.Store(1)
+	writeSegment(t, e.dataDir, 1, event("evt_1"))
+	l := e.loader(t, nil)
+	rep, err := l.Run(context.Background())
+	if err != nil || rep.Batches[0].Step != load.StepRejected {
+		t.Fatalf("run: %+v, %v", rep.Batches, err)
+	}
+	id := rep.Batches[0].ID
+	if got := files(t, filepath.Join(e.dataDir, "rejected", id)); len(got) != 1 {
+		t.Fatalf("rejected dir: %v", got)
+	}
+	writeSegment(t, e.dataDir, 2, event("evt_2"))
+	if _, err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := e.counts(t), "events=1 leads=2 experience=2 education=2"; got != want {
+		t.Fatalf("%s, want %s", got, want)
+	}
+}
+
+func TestOneRunAtATime(t *testing.T) {
+	e := newEnv(t)
+	writeSegment(t, e.dataDir, 1, event("evt_1"))
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	l := e.loader(t, func(_ string, s load.Step) {
+		if s == load.StepPlanned {
+			close(inside)
+			<-release
+		}
+	})
+	done := make(chan error)
+	go func() { _, err := l.Run(context.Background()); done <- err }()
+	<-inside
+	if _, err := e.loader(t, nil).Run(context.Background()); !errors.Is(err, load.ErrBusy) {
+		t.Fatalf("second run = %v, want ErrBusy", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

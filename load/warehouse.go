@@ -1,0 +1,64 @@
+// Package load moves sealed buffer segments into a warehouse in batches, exactly once from the analyst's
+// point of view, and keeps the state that makes every step of a batch resumable after a crash.
+//
+// A batch goes through these steps, each recorded in its manifest before the next starts:
+//
+//	planned      the sealed segments that form the batch are named
+//	transformed  their Parquet files are written (transform.Files)
+//	loaded       the warehouse has merged them on the natural keys
+//	archived     the segments are gzip'd into archive/ and removed from buffer/
+//
+// Invariants:
+//   - A sealed segment leaves buffer/ only after the warehouse commit of the batch holding it.
+//   - Every step is idempotent: a crash anywhere resumes the unfinished batch at its recorded step.
+//   - The natural keys (event_id; event_id, lead_index; event_id, lead_index, position) are the only dedup
+//     rule, shared by scheduled loads and backfills; the first row stored for a key wins.
+//   - At most one process runs batches for a data directory at a time (a lock file).
+package load
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Batch is what a warehouse loads: one Parquet file per table, all from the same transform run.
+type Batch struct {
+	// ID is unique per data directory and stable across retries; warehouses derive job IDs from it.
+	ID string
+	// Files maps a table name (transform.Tables) to its Parquet file.
+	Files map[string]string
+	// Rows maps a table name to the rows in its file.
+	Rows map[string]int64
+	// MinOccurred and MaxOccurred bound the events' occurred_at, to prune the partitions a merge touches.
+	// Zero when no event had a time.
+	MinOccurred, MaxOccurred time.Time
+	// HasNullOccurred is true when some event had no occurred_at (its rows live in the NULL partition).
+	HasNullOccurred bool
+}
+
+// LoadResult says what a load did.
+type LoadResult struct {
+	// Inserted maps a table name to the rows that were new to the warehouse; rows whose key was already
+	// there are not counted. Warehouses that cannot tell report -1.
+	Inserted map[string]int64
+}
+
+// Warehouse is where batches go. Implementations: load/duckdb (the embedded default) and load/bigquery.
+type Warehouse interface {
+	// Name identifies the warehouse in logs and status output.
+	Name() string
+	// Ensure creates the tables (and dataset) if they are missing. It is idempotent.
+	Ensure(ctx context.Context) error
+	// Load makes the batch's rows part of the final tables exactly once: rows whose natural key is already
+	// there are left alone, and duplicates inside the batch count once. Loading the same batch again, after a
+	// crash at any point, changes nothing more. Errors wrapping ErrRejected are permanent for this batch.
+	Load(ctx context.Context, b Batch) (LoadResult, error)
+	// Close releases the warehouse's resources. A DuckDB warehouse holds its file open only between Ensure or
+	// Load and Close.
+	Close() error
+}
+
+// ErrRejected marks an error that retrying the same batch cannot fix (the warehouse refused its data, e.g. a
+// schema mismatch). The loader isolates such a batch so later ones can go on.
+var ErrRejected = errors.New("batch rejected by the warehouse")
