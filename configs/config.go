@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // Signature modes for incoming webhooks.
@@ -37,6 +39,23 @@ type Config struct {
 	Webhook Webhook `yaml:"webhook"`
 	Server  Server  `yaml:"server"`
 	Buffer  Buffer  `yaml:"buffer"`
+	Load    Load    `yaml:"load"`
+}
+
+// Load configures batch loads into the warehouse.
+type Load struct {
+	// Schedule is when serve runs a load: a robfig/cron spec, "@every 1m" or five fields such as "*/5 * * * *".
+	// Empty disables scheduled loads in serve (run "sendpilot-loader load" from an external scheduler).
+	Schedule string `yaml:"schedule"`
+	// DuckDBPath is the local warehouse file; empty means <data_dir>/warehouse.duckdb.
+	DuckDBPath string `yaml:"duckdb_path"`
+	// MaxBatchBytes bounds the segments one batch takes.
+	MaxBatchBytes ByteSize `yaml:"max_batch_bytes"`
+	// Attempts and Backoff: a failing load is tried this many times per run, waiting Backoff, then twice that.
+	Attempts int           `yaml:"attempts"`
+	Backoff  time.Duration `yaml:"backoff"`
+	// ArchiveRetention removes archived segments older than this; 0 keeps them forever.
+	ArchiveRetention time.Duration `yaml:"archive_retention"`
 }
 
 // Webhook configures how deliveries are accepted.
@@ -108,7 +127,21 @@ func Defaults() Config {
 			MaxBytes:        20 * GiB,
 			MinFreeBytes:    256 * MiB,
 		},
+		Load: Load{
+			Schedule:      "@every 1m",
+			MaxBatchBytes: 4 * GiB,
+			Attempts:      3,
+			Backoff:       2 * time.Second,
+		},
 	}
+}
+
+// DuckDBFile is the local warehouse file.
+func (c Config) DuckDBFile() string {
+	if c.Load.DuckDBPath != "" {
+		return c.Load.DuckDBPath
+	}
+	return filepath.Join(c.DataDir, "warehouse.duckdb")
 }
 
 // BufferDir is where the segment log lives.
@@ -173,6 +206,20 @@ func (c Config) Validate() error {
 	}
 	if c.Buffer.MaxBytes > 0 && c.Buffer.MaxBytes < c.Webhook.MaxBodyBytes {
 		bad("buffer.max_bytes (%s) is smaller than webhook.max_body_bytes (%s)", c.Buffer.MaxBytes, c.Webhook.MaxBodyBytes)
+	}
+	if c.Load.Schedule != "" {
+		if _, err := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor).Parse(c.Load.Schedule); err != nil {
+			bad("load.schedule %q: %w", c.Load.Schedule, err)
+		}
+	}
+	if c.Load.MaxBatchBytes <= 0 {
+		bad("load.max_batch_bytes must be positive")
+	}
+	if c.Load.Attempts < 1 {
+		bad("load.attempts must be at least 1")
+	}
+	if c.Load.Backoff < 0 || c.Load.ArchiveRetention < 0 {
+		bad("load.backoff and load.archive_retention must not be negative")
 	}
 	return errors.Join(errs...)
 }

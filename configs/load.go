@@ -188,9 +188,16 @@ func BindCommon(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 }
 
+// BindLoad registers the flags of the loader, shared by serve and load.
+func BindLoad(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Load.Schedule, "schedule", c.Load.Schedule, `when serve loads: "@every 1m" or a 5-field cron spec; "" disables`)
+	fs.StringVar(&c.Load.DuckDBPath, "duckdb", c.Load.DuckDBPath, "local warehouse file (default <data-dir>/warehouse.duckdb)")
+}
+
 // BindServe registers the flags of the webhook server.
 func BindServe(fs *flag.FlagSet, c *Config) {
 	BindCommon(fs, c)
+	BindLoad(fs, c)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on")
 	fs.StringVar(&c.Webhook.Path, "webhook-path", c.Webhook.Path, "URL path SendPilot posts to")
 	fs.StringVar(&c.Webhook.SignatureMode, "signature-mode", c.Webhook.SignatureMode, "enforce, log or off")

@@ -185,7 +185,7 @@ func (rc *Receiver) accept(r *http.Request) (outcome string, status int, msg, ev
 			rc.log.Warn("rejected webhook signature", "verdict", env.Signature, "remote", r.RemoteAddr)
 			return OutcomeBadSignature, http.StatusUnauthorized, "signature " + env.Signature, ""
 		}
-		rc.log.Warn("accepting webhook with bad signature (signature_mode=log)", "verdict", env.Signature, "remote", r.RemoteAddr)
+		rc.log.Debug("accepting webhook with bad signature (signature_mode=log)", "verdict", env.Signature, "remote", r.RemoteAddr)
 	}
 
 	compact := rc.bufs.Get().(*bytes.Buffer)

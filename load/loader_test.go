@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,3 +251,46 @@ func TestOneRunAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSchedule(t *testing.T) {
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		spec string
+		runs int
+	}{{"@every 1m", 1440}, {"*/5 * * * *", 288}, {"@every 30s", load.BigQueryDailyLoadJobs + 1}, {"0 3 * * *", 1}} {
+		s, err := load.ParseSchedule(tc.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := load.RunsPerDay(s, from, load.BigQueryDailyLoadJobs); got != tc.runs {
+			t.Errorf("RunsPerDay(%q) = %d, want %d", tc.spec, got, tc.runs)
+		}
+	}
+	if _, err := load.ParseSchedule("every minute"); err == nil {
+		t.Error("bad spec accepted")
+	}
+}
+
+// Runs never overlap: with a run slower than the interval, ticks are skipped rather than stacked.
+func TestSchedulerSkipsOverlappingRuns(t *testing.T) {
+	var running, maxRunning, runs atomic.Int64
+	s, err := load.NewScheduler("@every 1s", slogDiscard(), func(ctx context.Context) {
+		n := running.Add(1)
+		if n > maxRunning.Load() {
+			maxRunning.Store(n)
+		}
+		runs.Add(1)
+		time.Sleep(2500 * time.Millisecond)
+		running.Add(-1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4200 * time.Millisecond)
+	s.Stop(5 * time.Second)
+	if maxRunning.Load() != 1 || runs.Load() < 1 || runs.Load() > 2 {
+		t.Fatalf("runs=%d, max concurrent=%d", runs.Load(), maxRunning.Load())
+	}
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }

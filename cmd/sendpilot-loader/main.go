@@ -33,6 +33,8 @@ func commands() []command {
 	return []command{
 		{"serve", "receive webhooks and keep every one durably in the disk buffer", runServe},
 		{"transform", "turn buffer segments or event files into Parquet tables, to inspect them", runTransform},
+		{"load", "load pending sealed segments into the warehouse now (one batch) and exit", runLoad},
+		{"status", "show pending segments, the oldest pending event and the last batch", runStatus},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -15,6 +16,7 @@ import (
 	"sendpilot-loader/extract"
 	"sendpilot-loader/extract/buffer"
 	"sendpilot-loader/extract/envelope"
+	"sendpilot-loader/load"
 )
 
 func runServe(ctx context.Context, env *environment, args []string) int {
@@ -27,7 +29,7 @@ func runServe(ctx context.Context, env *environment, args []string) int {
 		log.Error("serve takes no arguments", "args", rest)
 		return 2
 	}
-	if err := serve(ctx, cfg, log); err != nil {
+	if err := serve(ctx, cfg, log, env.getenv); err != nil {
 		log.Error("serve stopped", "err", err)
 		return 1
 	}
@@ -36,7 +38,7 @@ func runServe(ctx context.Context, env *environment, args []string) int {
 
 // serve runs the webhook server until ctx is cancelled, then shuts down gracefully: it stops accepting
 // connections, lets in-flight requests finish, and seals the active segment.
-func serve(ctx context.Context, cfg configs.Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, getenv func(string) string) error {
 	mode := cfg.Webhook.SignatureMode
 	if len(cfg.Webhook.Secrets) == 0 && mode == configs.SignatureEnforce {
 		mode = configs.SignatureLog
@@ -69,6 +71,12 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger) error {
 		Logger:        log.With("component", "receiver"),
 		Registry:      reg,
 	})
+	sched, err := startSchedule(cfg, log, reg, buf, getenv)
+	if err != nil {
+		buf.Close()
+		return err
+	}
+
 	srv := &http.Server{
 		Handler:           rc,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
@@ -80,6 +88,9 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger) error {
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		if sched != nil {
+			sched.Stop(0)
+		}
 		buf.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -111,9 +122,48 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("shut down http server", "err", err)
 	}
+	if sched != nil {
+		sched.Stop(cfg.Server.ShutdownTimeout)
+	}
 	if err := buf.Close(); err != nil {
 		return errors.Join(runErr, fmt.Errorf("close buffer: %w", err))
 	}
 	log.Info("stopped; active segment sealed")
 	return runErr
+}
+
+// startSchedule runs loads on the configured schedule inside serve; nil when scheduling is off. Each run first
+// seals the active segment, so a run loads everything received up to its start.
+func startSchedule(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, buf *buffer.Buffer, getenv func(string) string) (*load.Scheduler, error) {
+	if cfg.Load.Schedule == "" {
+		log.Info("scheduled loads are off (load.schedule is empty); run `sendpilot-loader load` to load")
+		return nil, nil
+	}
+	l, err := newLoader(cfg, log, reg, buf.Seal, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("prepare loader: %w", err)
+	}
+	spec, _ := load.ParseSchedule(cfg.Load.Schedule)
+	if n := load.RunsPerDay(spec, time.Now(), load.BigQueryDailyLoadJobs); n > load.BigQueryDailyLoadJobs {
+		log.Warn("load schedule runs more often than BigQuery allows load jobs per table per day",
+			"schedule", cfg.Load.Schedule, "runs_per_day", fmt.Sprintf(">%d", load.BigQueryDailyLoadJobs))
+	}
+	sched, err := load.NewScheduler(cfg.Load.Schedule, log, func(ctx context.Context) {
+		rep, err := l.Run(ctx)
+		switch {
+		case errors.Is(err, load.ErrBusy):
+			log.Info("load skipped: another load is running for this data directory")
+		case err != nil:
+			log.Error("scheduled load failed; segments stay pending", "err", err)
+		default:
+			for _, m := range rep.Batches {
+				log.Info("scheduled load", "batch", m.ID, "step", m.Step, "events", m.Rows["events"], "new_events", m.Inserted["events"])
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("scheduled loads", "schedule", cfg.Load.Schedule, "warehouse", cfg.DuckDBFile())
+	return sched, nil
 }

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"sendpilot-loader/configs"
+	"sendpilot-loader/load"
+	"sendpilot-loader/load/duckdb"
+)
+
+// newLoader builds the loader for a configuration. seal, if set, seals the active buffer segment first.
+func newLoader(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, seal func() error, getenv func(string) string) (*load.Loader, error) {
+	return load.New(load.Options{
+		DataDir:          cfg.DataDir,
+		Warehouse:        func() (load.Warehouse, error) { return duckdb.New(cfg.DuckDBFile()), nil },
+		MaxBatchBytes:    int64(cfg.Load.MaxBatchBytes),
+		Attempts:         cfg.Load.Attempts,
+		Backoff:          cfg.Load.Backoff,
+		ArchiveRetention: cfg.Load.ArchiveRetention,
+		Seal:             seal,
+		Logger:           log.With("component", "loader"),
+		Registerer:       reg,
+		AfterStep:        crashHook(getenv),
+	})
+}
+
+// crashHook returns a hook that kills the process with SIGKILL right after the named batch step is recorded,
+// when SENDPILOT_TEST_CRASH_AFTER_STEP names one. It exists for the crash tests, which must kill a real
+// process at exact points; it is nil otherwise.
+func crashHook(getenv func(string) string) func(string, load.Step) {
+	step := getenv("SENDPILOT_TEST_CRASH_AFTER_STEP")
+	if step == "" {
+		return nil
+	}
+	return func(_ string, s load.Step) {
+		if string(s) == step {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+	}
+}
+
+func runLoad(ctx context.Context, env *environment, args []string) int {
+	var dryRun bool
+	cfg, rest, code, ok := parseConfig(env, "load", "load [--dry-run] [flags]", args, func(fs *flag.FlagSet, c *configs.Config) {
+		configs.BindCommon(fs, c)
+		configs.BindLoad(fs, c)
+		fs.BoolVar(&dryRun, "dry-run", false, "show what would be loaded and exit")
+	})
+	if !ok {
+		return code
+	}
+	log := newLogger(env.stderr, cfg)
+	if len(rest) > 0 {
+		log.Error("load takes no arguments", "args", rest)
+		return 2
+	}
+	l, err := newLoader(cfg, log, nil, nil, env.getenv)
+	if err != nil {
+		log.Error("prepare loader", "err", err)
+		return 1
+	}
+	if dryRun {
+		segs, err := l.Pending()
+		if err != nil {
+			log.Error("list pending segments", "err", err)
+			return 1
+		}
+		var total int64
+		for _, s := range segs {
+			fmt.Fprintf(env.stdout, "%s\t%d bytes\n", s.Path, s.Size)
+			total += s.Size
+		}
+		fmt.Fprintf(env.stdout, "would load %d segments, %d bytes, into %s\n", len(segs), total, cfg.DuckDBFile())
+		return 0
+	}
+	rep, err := l.Run(ctx)
+	printBatches(env.stdout, rep.Batches)
+	switch {
+	case errors.Is(err, load.ErrBusy):
+		log.Warn("another load is running for this data directory; nothing done")
+		return 3
+	case err != nil:
+		log.Error("load failed; segments stay pending for the next run", "err", err)
+		return 1
+	case len(rep.Batches) == 0:
+		fmt.Fprintln(env.stdout, "nothing to load")
+	}
+	return 0
+}
+
+func printBatches(w io.Writer, ms []*load.Manifest) {
+	if len(ms) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "batch\tstep\tsegments\tevents\tleads\texperience\teducation\tnew events\tquarantined\terror")
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\n", m.ID, m.Step, len(m.Segments), m.Rows["events"], m.Rows["leads"],
+			m.Rows["experience"], m.Rows["education"], inserted(m), m.Quarantined, m.Error)
+	}
+	tw.Flush()
+}
+
+func inserted(m *load.Manifest) string {
+	if m.Inserted == nil {
+		return "-"
+	}
+	return strconv.FormatInt(m.Inserted["events"], 10)
+}
+
+func runStatus(ctx context.Context, env *environment, args []string) int {
+	cfg, _, code, ok := parseConfig(env, "status", "status [flags]", args, func(fs *flag.FlagSet, c *configs.Config) {
+		configs.BindCommon(fs, c)
+		configs.BindLoad(fs, c)
+	})
+	if !ok {
+		return code
+	}
+	st, err := load.ReadStatus(cfg.DataDir)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "sendpilot-loader status: %v\n", err)
+		return 1
+	}
+	w := env.stdout
+	fmt.Fprintf(w, "data dir:          %s\n", cfg.DataDir)
+	fmt.Fprintf(w, "pending segments:  %d (%d bytes)\n", st.PendingSegments, st.PendingBytes)
+	if !st.OldestPending.IsZero() {
+		fmt.Fprintf(w, "oldest pending:    %s ago (%s)\n", time.Since(st.OldestPending).Round(time.Second), st.OldestPending.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "active segment:    %v\n", st.ActiveSegment)
+	fmt.Fprintf(w, "bad files:         %d\n", st.BadFiles)
+	fmt.Fprintf(w, "warehouse:         %s\n", cfg.DuckDBFile())
+	if st.LastBatch == nil {
+		fmt.Fprintln(w, "last batch:        none yet")
+	} else {
+		m := st.LastBatch
+		fmt.Fprintf(w, "last batch:        %s, %s at %s (%d segments, %d events)\n", m.ID, m.Step, m.UpdatedAt.Format(time.RFC3339), len(m.Segments), m.Rows["events"])
+		if m.Error != "" {
+			fmt.Fprintf(w, "last error:        %s\n", m.Error)
+		}
+	}
+	if st.Unfinished > 0 {
+		fmt.Fprintf(w, "unfinished:        %d batch(es); the next load resumes them\n", st.Unfinished)
+	}
+	return 0
+}
