@@ -149,7 +149,7 @@ func TestCrashKeepsEveryAcknowledgedEvent(t *testing.T) {
 	acked := map[string]bool{}
 	next := 0
 	for round := range rounds {
-		srv := startServer(t, dataDir, "--segment-max-bytes", "64KiB")
+		srv := startServer(t, dataDir, "--segment-max-bytes", "64KiB", "--schedule", "")
 		ctx, cancel := context.WithCancel(context.Background())
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: 10 * time.Second}
 		var wg sync.WaitGroup
@@ -209,7 +209,7 @@ func TestCrashKeepsEveryAcknowledgedEvent(t *testing.T) {
 // every acknowledged event stored.
 func TestGracefulShutdown(t *testing.T) {
 	dataDir := t.TempDir()
-	srv := startServer(t, dataDir)
+	srv := startServer(t, dataDir, "--schedule", "")
 	var acked []string
 	for i := range 50 {
 		id := fmt.Sprintf("evt_term_%d", i)
