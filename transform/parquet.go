@@ -21,6 +21,7 @@ type tableFile struct {
 	path  string
 	tmp   string
 	f     *os.File
+	bw    *bufio.Writer // batches the writer's many small writes into few system calls
 	w     *pqarrow.FileWriter
 	rows  int64
 	limit int64
@@ -72,9 +73,9 @@ func newOutputs(dir string, opts Options) (*outputs, error) {
 			o.abort()
 			return nil, fmt.Errorf("create %s: %w", tf.tmp, err)
 		}
-		tf.f = f
+		tf.f, tf.bw = f, bufio.NewWriterSize(f, 1<<20)
 		props, arrProps := writerProperties(def, opts.Allocator)
-		w, err := pqarrow.NewFileWriter(def.schema, f, props, arrProps)
+		w, err := pqarrow.NewFileWriter(def.schema, tf.bw, props, arrProps)
 		if err != nil {
 			f.Close()
 			o.abort()
@@ -145,14 +146,24 @@ func recordBytes(rec arrow.RecordBatch) int64 {
 func (o *outputs) commit() ([]TableResult, error) {
 	var res []TableResult
 	for _, t := range o.tables {
-		if err := t.w.Close(); err != nil { // closes t.f too
+		if err := t.w.Close(); err != nil {
 			return nil, fmt.Errorf("finish %s: %w", t.tmp, err)
 		}
 		t.w = nil
-		info, err := syncPath(t.tmp)
-		if err != nil {
-			return nil, err
+		if err := t.bw.Flush(); err != nil {
+			return nil, fmt.Errorf("write %s: %w", t.tmp, err)
 		}
+		if err := t.f.Sync(); err != nil {
+			return nil, fmt.Errorf("sync %s: %w", t.tmp, err)
+		}
+		info, err := t.f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", t.tmp, err)
+		}
+		if err := t.f.Close(); err != nil {
+			return nil, fmt.Errorf("close %s: %w", t.tmp, err)
+		}
+		t.f = nil
 		res = append(res, TableResult{Table: t.def.name, Path: t.path, Rows: t.rows, Bytes: info.Size()})
 	}
 	if err := o.quarantine.Flush(); err != nil {
@@ -177,18 +188,6 @@ func (o *outputs) commit() ([]TableResult, error) {
 	return res, buffer.SyncDir(o.dir)
 }
 
-func syncPath(path string) (os.FileInfo, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("sync %s: %w", path, err)
-	}
-	return f.Stat()
-}
-
 // abort removes the temporary files of a run that did not commit.
 func (o *outputs) abort() {
 	if o.done {
@@ -197,7 +196,8 @@ func (o *outputs) abort() {
 	for _, t := range o.tables {
 		if t.w != nil {
 			t.w.Close()
-		} else if t.f != nil {
+		}
+		if t.f != nil {
 			t.f.Close()
 		}
 		os.Remove(t.tmp)

@@ -12,44 +12,65 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" database/sql driver
 )
 
-// The DuckDB side builds the same four tables as transform.Files, with the same column names and, as closely
-// as DuckDB allows, the same types: VARCHAR for Arrow strings, BIGINT, DOUBLE, BOOLEAN, TIMESTAMPTZ for
-// timestamp[us, UTC] and VARCHAR[] for list<string>.
+// The DuckDB side builds the same four tables as transform.Files: the same columns in the same order, with
+// the same types as far as DuckDB has them (VARCHAR for Arrow strings, BIGINT, DOUBLE, BOOLEAN, TIMESTAMPTZ
+// for timestamp[us, UTC], VARCHAR[] for list<string>). On a sample of the corpus its four files hold exactly
+// the rows of ours, in the same order.
 //
-// Each JSON level is parsed once by json_transform into a STRUCT holding every key variant flatten.go reads
-// (camelCase and snake_case), and the nested arrays it unnests next are kept as JSON[], whose elements are
-// also the JSON text of the lead and element columns.
+// Plan kept: read_ndjson directly in each of the four COPY statements. Every COPY reads the whole input, but
+// declares the data column as only the STRUCT it needs, so the reader parses each line straight into it: the
+// events COPY reads data as JSON (its text is a column) and json_transforms it once; the leads COPY reads
+// data.leads as JSON[] (each element's text is the lead column) and json_transforms each lead once; the
+// experience and education COPYs read data.leads[].experience (or education) as JSON[] and json_transform
+// each element once. Nested arrays that are not needed are skipped by the reader, never turned into text.
 //
-// Plan kept: the whole input is read once into a temporary table of finished event rows plus their leads as
-// JSON[], the leads are unnested once into a second temporary table of finished lead rows plus their
-// experience and education as JSON[], and each of the four COPY statements reads one of those. The other plan,
-// read_ndjson directly in each of the four COPY statements (the child tables declaring only the nested
-// STRUCT they need, so the reader parses straight into it), was slower: see planDirect for the figures.
+// Plan not kept: parse once into temporary tables (events rows plus data.leads as JSON[]; then lead rows plus
+// experience and education as JSON[]), then COPY each table from them. On the 1 GB corpus with 2 threads it
+// took 52–57 s and 4.8–7.9 GB of peak RSS, against 44 s and 2.8 GB for the plan kept (best runs on a busy
+// machine): filling the temporary tables copies every JSON text once more into DuckDB's storage, which costs
+// more than reading and re-parsing the file, which the page cache holds. Two other plans were slower still:
+// a temporary table of events and direct reads for the rest (55 s), and direct reads where every COPY
+// json_transforms the whole data object (62 s).
 //
-// Differences from transform.Files, none of which change a row count on a corpus of bare events:
+// Differences from transform.Files, none of which changes a row count on a corpus of bare events:
 //   - received_at and signature come from buffer envelopes; the corpus has bare events, so they are NULL.
 //   - extra (top-level keys other than the known ones) is NULL: the corpus has none, and rebuilding it would
 //     need the whole line as JSON a second time.
 //   - A key given in two spellings takes the first in a fixed order, not the first in the JSON text.
 //   - Timestamps are strings cast with try_cast; Unix-epoch numbers are not read.
-//   - Lines that are not JSON objects make DuckDB fail instead of going to quarantine.
+//   - lead_count is json_array_length, which is 0 rather than NULL when data.leads is not an array.
+//   - A line that is not a JSON object, or whose data does not fit the declared STRUCT, fails the run instead
+//     of going to quarantine.
 
 // maxObjectSize is read_ndjson's maximum_object_size: well above the longest corpus line (about 600 KB).
 const maxObjectSize = 16 << 20
 
-// eventTypeSQL canonicalises event_type_raw as transform.CanonicalEventType does.
-const eventTypeSQL = `CASE
-    WHEN event_type_raw = 'message.received' THEN 'reply.received'
-    WHEN event_type_raw = 'connection.sent' THEN 'connection_request.sent'
-    WHEN event_type_raw = 'connection.accepted' THEN 'connection_request.accepted'
-    WHEN event_type_raw = 'lead.status.changed' THEN 'lead.updated'
-    WHEN event_type_raw IN ('reply.received', 'connection_request.sent', 'connection_request.accepted',
-      'lead.updated', 'lead.tag.updated', 'campaign.finished', 'lead_database.search.completed',
-      'lead_extractor.job.completed', 'message.sent', 'campaign.started', 'campaign.paused',
-      'campaign.resumed') THEN event_type_raw
+// eventTypeSQL canonicalises event_type_raw as transform.CanonicalEventType does. It is a simple CASE rather
+// than "IN (...)": DuckDB rewrites a long IN list into a hash join, which loses the input order.
+const eventTypeSQL = `CASE event_type_raw
+    WHEN 'message.received' THEN 'reply.received'
+    WHEN 'connection.sent' THEN 'connection_request.sent'
+    WHEN 'connection.accepted' THEN 'connection_request.accepted'
+    WHEN 'lead.status.changed' THEN 'lead.updated'
+    WHEN 'reply.received' THEN 'reply.received'
+    WHEN 'connection_request.sent' THEN 'connection_request.sent'
+    WHEN 'connection_request.accepted' THEN 'connection_request.accepted'
+    WHEN 'lead.updated' THEN 'lead.updated'
+    WHEN 'lead.tag.updated' THEN 'lead.tag.updated'
+    WHEN 'campaign.finished' THEN 'campaign.finished'
+    WHEN 'lead_database.search.completed' THEN 'lead_database.search.completed'
+    WHEN 'lead_extractor.job.completed' THEN 'lead_extractor.job.completed'
+    WHEN 'message.sent' THEN 'message.sent'
+    WHEN 'campaign.started' THEN 'campaign.started'
+    WHEN 'campaign.paused' THEN 'campaign.paused'
+    WHEN 'campaign.resumed' THEN 'campaign.resumed'
     ELSE 'unknown' END`
 
-// dataShape is the json_transform structure of an event's data object.
+// isJobSQL tells lead extractor jobs and lead database searches, whose campaign_*/started_at/completed_at
+// keys describe the job, from outreach events.
+const isJobSQL = `event_type IN ('lead_extractor.job.completed', 'lead_database.search.completed')`
+
+// dataShape is the json_transform structure of an event's data object, every key spelling flatten.go reads.
 const dataShape = `{
   "leadId": "VARCHAR", "lead_id": "VARCHAR",
   "campaignId": "VARCHAR", "campaign_id": "VARCHAR", "campaignName": "VARCHAR", "campaign_name": "VARCHAR",
@@ -70,8 +91,7 @@ const dataShape = `{
   "totalLeadsFound": "BIGINT", "total_leads_found": "BIGINT",
   "totalLeadsExtracted": "BIGINT", "total_leads_extracted": "BIGINT",
   "totalLeadsEnriched": "BIGINT", "total_leads_enriched": "BIGINT",
-  "creditsUsed": "JSON", "credits_used": "JSON", "resultsUrl": "VARCHAR", "results_url": "VARCHAR",
-  "leads": ["JSON"]
+  "creditsUsed": "JSON", "credits_used": "JSON", "resultsUrl": "VARCHAR", "results_url": "VARCHAR"
 }`
 
 // leadShape is the json_transform structure of one element of data.leads.
@@ -90,7 +110,7 @@ const leadShape = `{
   "email": "VARCHAR", "phone": "VARCHAR",
   "connections": "BIGINT", "connectionCount": "BIGINT", "connection_count": "BIGINT",
   "followers": "BIGINT", "followerCount": "BIGINT", "follower_count": "BIGINT",
-  "skills": ["VARCHAR"], "experience": ["JSON"], "education": ["JSON"]
+  "skills": ["VARCHAR"], "experience": ["NULL"], "education": ["NULL"]
 }`
 
 // experienceShape is the json_transform structure of one element of a lead's experience.
@@ -111,36 +131,41 @@ const educationShape = `{
   "end_date": "VARCHAR", "endDate": "VARCHAR", "end": "VARCHAR"
 }`
 
-// sourceSQL reads the input: one row per line with the top-level keys, the data object as JSON and the line
-// number. {{input}} and {{data}} are replaced; {{data}} is the type given to the data key.
-const sourceSQL = `SELECT ordinality::BIGINT AS source_line,
+// readEvents returns a query with one row per input line: event_id, event_type_raw, event_type, occurred_at,
+// workspace_id and data, typed as dataType; with lineNumbers also source_line. Lines without an event ID are
+// left out, as transform.Files quarantines them.
+func readEvents(input, dataType string, lineNumbers bool) string {
+	ordinality, sourceLine := "", ""
+	if lineNumbers {
+		// WITH ORDINALITY numbers the lines in file order; it costs some parallelism, so only events use it.
+		ordinality, sourceLine = " WITH ORDINALITY", "ordinality::BIGINT AS source_line,"
+	}
+	return `SELECT *, ` + eventTypeSQL + ` AS event_type FROM (
+  SELECT ` + sourceLine + `
     coalesce(eventId, event_id) AS event_id,
     coalesce(eventType, event_type, '') AS event_type_raw,
-    "timestamp" AS ts,
+    try_cast("timestamp" AS TIMESTAMPTZ) AS occurred_at,
     coalesce(workspaceId, workspace_id) AS workspace_id,
     data
-  FROM read_ndjson({{input}},
+  FROM read_ndjson(` + sqlString(input) + `,
     columns = {'eventId': 'VARCHAR', 'event_id': 'VARCHAR', 'eventType': 'VARCHAR', 'event_type': 'VARCHAR',
-      'timestamp': 'VARCHAR', 'workspaceId': 'VARCHAR', 'workspace_id': 'VARCHAR', 'data': '{{data}}'},
-    maximum_object_size = {{maxObjectSize}}) WITH ORDINALITY`
+      'timestamp': 'VARCHAR', 'workspaceId': 'VARCHAR', 'workspace_id': 'VARCHAR', 'data': ` + sqlString(dataType) + `},
+    maximum_object_size = ` + fmt.Sprint(maxObjectSize) + `)` + ordinality + `
+) WHERE event_id <> ''`
+}
 
-// eventsSQL selects the events table, plus the data.leads array as JSON[] in the last column, leads.
-const eventsSQL = `WITH src AS (` + sourceSQL + `),
-typed AS (
-  SELECT *, ` + eventTypeSQL + ` AS event_type, json_transform(data, '` + dataShape + `') AS d
-  FROM src WHERE event_id <> ''
+// eventsQuery selects the events table.
+func eventsQuery(input string) string {
+	return `WITH src AS (` + readEvents(input, "JSON", true) + `),
+t AS (
+  SELECT *, ` + isJobSQL + ` AS job, json_transform(data, '` + dataShape + `') AS d FROM src
 ),
-flagged AS (
-  SELECT *,
-    event_type IN ('lead_extractor.job.completed', 'lead_database.search.completed') AS job,
-    coalesce(d.creditsUsed, d.credits_used) AS credits
-  FROM typed
-)
+c AS (SELECT *, coalesce(d.creditsUsed, d.credits_used) AS credits FROM t)
 SELECT
   event_id,
   event_type,
   event_type_raw,
-  try_cast(ts AS TIMESTAMPTZ) AS occurred_at,
+  occurred_at,
   NULL::TIMESTAMPTZ AS received_at,
   workspace_id,
   coalesce(d.leadId, d.lead_id) AS lead_id,
@@ -168,7 +193,8 @@ SELECT
     CASE WHEN NOT job THEN coalesce(d.completedAt, d.completed_at) END) AS finished_at,
   coalesce(d.acceptedAt, d.accepted_at) AS accepted_at,
   coalesce(CASE WHEN job THEN coalesce(d.campaignId, d.campaign_id) END, d.searchId, d.search_id) AS job_id,
-  coalesce(CASE WHEN job THEN coalesce(d.campaignName, d.campaign_name) END, d.searchName, d.search_name) AS job_name,
+  coalesce(CASE WHEN job THEN coalesce(d.campaignName, d.campaign_name) END, d.searchName, d.search_name)
+    AS job_name,
   coalesce(d.campaignType, d.campaign_type) AS job_type,
   d.mode AS job_mode,
   CASE WHEN job THEN coalesce(d.startedAt, d.started_at) END AS job_started_at,
@@ -178,26 +204,34 @@ SELECT
   coalesce(d.totalLeadsFound, d.total_leads_found) AS total_leads_found,
   coalesce(d.totalLeadsExtracted, d.total_leads_extracted) AS total_leads_extracted,
   coalesce(d.totalLeadsEnriched, d.total_leads_enriched) AS total_leads_enriched,
-  CASE WHEN json_type(credits) = 'OBJECT' THEN try_cast(credits->>'extraction' AS DOUBLE) END AS credits_extraction,
-  CASE WHEN json_type(credits) = 'OBJECT' THEN try_cast(credits->>'enrichment' AS DOUBLE) END AS credits_enrichment,
+  CASE WHEN json_type(credits) = 'OBJECT' THEN try_cast(credits->>'extraction' AS DOUBLE) END
+    AS credits_extraction,
+  CASE WHEN json_type(credits) = 'OBJECT' THEN try_cast(credits->>'enrichment' AS DOUBLE) END
+    AS credits_enrichment,
   try_cast(CASE WHEN json_type(credits) = 'OBJECT' THEN credits->>'total' ELSE credits->>'$' END AS DOUBLE)
     AS credits_total,
   coalesce(d.resultsUrl, d.results_url) AS results_url,
-  len(d.leads)::BIGINT AS lead_count,
+  json_array_length(data, '$.leads')::BIGINT AS lead_count,
   NULL::VARCHAR AS signature,
-  data::VARCHAR AS data,
+  json_merge_patch(data, '{"leads": null}')::VARCHAR AS data,
   NULL::VARCHAR AS extra,
-  {{input}} AS source_file,
-  source_line,
-  d.leads AS leads
-FROM flagged`
+  ` + sqlString(input) + ` AS source_file,
+  source_line
+FROM c`
+}
 
-// leadsSQL selects the leads table from {{events}} (a relation shaped as eventsSQL), plus each lead's
-// experience and education arrays as JSON[] in the last two columns.
-const leadsSQL = `WITH u AS (
-  SELECT event_id, event_type, occurred_at, job_id,
-    unnest(leads) AS lead, generate_subscripts(leads, 1) - 1 AS lead_index
-  FROM {{events}}
+// leadsData is the type the leads query reads data as: what job_id needs, and each lead as JSON.
+const leadsData = `STRUCT(campaignId VARCHAR, campaign_id VARCHAR, searchId VARCHAR, search_id VARCHAR, leads JSON[])`
+
+// leadsQuery selects the leads table.
+func leadsQuery(input string) string {
+	return `WITH src AS (` + readEvents(input, leadsData, false) + `),
+u AS (
+  SELECT event_id, event_type, occurred_at,
+    coalesce(CASE WHEN ` + isJobSQL + ` THEN coalesce(data.campaignId, data.campaign_id) END,
+      data.searchId, data.search_id) AS job_id,
+    unnest(data.leads) AS lead, generate_subscripts(data.leads, 1) - 1 AS lead_index
+  FROM src
 ),
 t AS (SELECT *, json_transform(lead, '` + leadShape + `') AS l FROM u)
 SELECT
@@ -233,173 +267,75 @@ SELECT
   list_filter(l.skills, s -> s IS NOT NULL) AS skills,
   len(l.experience)::BIGINT AS experience_count,
   len(l.education)::BIGINT AS education_count,
-  lead::VARCHAR AS lead,
-  l.experience AS experience,
-  l.education AS education
+  json_merge_patch(lead, '{"experience": null, "education": null}')::VARCHAR AS lead
 FROM t`
+}
 
-// experienceSQL selects the experience table from {{leads}} (a relation shaped as leadsSQL).
-const experienceSQL = `WITH u AS (
-  SELECT event_id, lead_index, lead_id, occurred_at,
-    unnest(experience) AS element, generate_subscripts(experience, 1) - 1 AS position
-  FROM {{leads}}
+// childQuery selects the experience or education table (list names the lead's array): the keys and parent
+// columns, the columns of fields read from each element through shape, and the element's JSON.
+func childQuery(input, list, shape, fields string) string {
+	data := `STRUCT(leads STRUCT(id VARCHAR, leadId VARCHAR, lead_id VARCHAR, ` + list + ` JSON[])[])`
+	return `WITH src AS (` + readEvents(input, data, false) + `),
+ld AS (
+  SELECT event_id, occurred_at, unnest(data.leads) AS l, generate_subscripts(data.leads, 1) - 1 AS lead_index
+  FROM src
 ),
-t AS (SELECT *, json_transform(element, '` + experienceShape + `') AS e FROM u)
+u AS (
+  SELECT event_id, lead_index, coalesce(l.id, l.leadId, l.lead_id) AS lead_id, occurred_at,
+    unnest(l.` + list + `) AS element, generate_subscripts(l.` + list + `, 1) - 1 AS position
+  FROM ld
+),
+t AS (SELECT *, json_transform(element, '` + shape + `') AS e FROM u)
 SELECT
   event_id,
-  lead_index,
+  lead_index::BIGINT AS lead_index,
   position::BIGINT AS position,
   lead_id,
   occurred_at,
-  coalesce(e.title, e.position, e.job_title) AS title,
+  ` + fields + `,
+  element::VARCHAR AS element
+FROM t`
+}
+
+// experienceFields are the typed columns of the experience table.
+const experienceFields = `coalesce(e.title, e.position, e.job_title) AS title,
   coalesce(e.company, e.company_name, e.companyName) AS company,
   e.duration AS duration,
   e.location AS location,
   coalesce(e.start_date, e.startDate, e."start") AS start_date,
   coalesce(e.end_date, e.endDate, e."end") AS end_date,
-  e.description AS description,
-  element::VARCHAR AS element
-FROM t`
+  e.description AS description`
 
-// educationSQL selects the education table from {{leads}} (a relation shaped as leadsSQL).
-const educationSQL = `WITH u AS (
-  SELECT event_id, lead_index, lead_id, occurred_at,
-    unnest(education) AS element, generate_subscripts(education, 1) - 1 AS position
-  FROM {{leads}}
-),
-t AS (SELECT *, json_transform(element, '` + educationShape + `') AS e FROM u)
-SELECT
-  event_id,
-  lead_index,
-  position::BIGINT AS position,
-  lead_id,
-  occurred_at,
-  coalesce(e.school, e.school_name, e.schoolName, e.institution) AS school,
+// educationFields are the typed columns of the education table.
+const educationFields = `coalesce(e.school, e.school_name, e.schoolName, e.institution) AS school,
   coalesce(e.degree, e.degree_name) AS degree,
   coalesce(e.field_of_study, e.fieldOfStudy, e.field) AS field_of_study,
   coalesce(e.start_date, e.startDate, e."start") AS start_date,
-  coalesce(e.end_date, e.endDate, e."end") AS end_date,
-  element::VARCHAR AS element
-FROM t`
+  coalesce(e.end_date, e.endDate, e."end") AS end_date`
 
-// planTemp returns the statements of the plan kept: parse everything once into two temporary tables, then
-// copy each table out.
-func planTemp(input, outDir string) []string {
-	events := expand(eventsSQL, input)
-	leads := strings.ReplaceAll(leadsSQL, "{{events}}", "ev")
-	children := func(q string) string { return strings.ReplaceAll(q, "{{leads}}", "ld") }
-	return []string{
-		"CREATE TEMP TABLE ev AS " + events,
-		copyTo("SELECT * EXCLUDE (leads) FROM ev", outDir, "events"),
-		"CREATE TEMP TABLE ld AS " + leads,
-		"DROP TABLE ev",
-		copyTo("SELECT * EXCLUDE (experience, education) FROM ld", outDir, "leads"),
-		copyTo(children(experienceSQL), outDir, "experience"),
-		copyTo(children(educationSQL), outDir, "education"),
-	}
+// statement is one SQL statement of a conversion, with a short label for progress lines.
+type statement struct {
+	label, sql string
 }
 
-// planDirect returns the statements of the plan not kept: every COPY reads and parses the input itself.
-func planDirect(input, outDir string) []string {
-	events := "(" + expand(eventsSQL, input) + ")"
-	leads := "(" + strings.ReplaceAll(leadsSQL, "{{events}}", events) + ")"
-	children := func(q string) string { return strings.ReplaceAll(q, "{{leads}}", leads) }
-	return []string{
-		copyTo("SELECT * EXCLUDE (leads) FROM "+events, outDir, "events"),
-		copyTo("SELECT * EXCLUDE (experience, education) FROM "+leads, outDir, "leads"),
-		copyTo(children(experienceSQL), outDir, "experience"),
-		copyTo(children(educationSQL), outDir, "education"),
+// conversion returns the statements that write the four tables of input to outDir with threads threads.
+func conversion(input, outDir string, threads int) []statement {
+	return []statement{
+		{"threads", fmt.Sprintf("SET threads = %d", threads)},
+		{"order", "SET preserve_insertion_order = true"},
+		{"time zone", "SET TimeZone = 'UTC'"},
+		{"spill dir", "SET temp_directory = " + sqlString(filepath.Join(outDir, "duckdb.tmp"))},
+		{"events", copyTo(eventsQuery(input), outDir, "events")},
+		{"leads", copyTo(leadsQuery(input), outDir, "leads")},
+		{"experience", copyTo(childQuery(input, "experience", experienceShape, experienceFields), outDir, "experience")},
+		{"education", copyTo(childQuery(input, "education", educationShape, educationFields), outDir, "education")},
 	}
-}
-
-// leadsSourceSQL is a lean relation shaped as eventsSQL for leadsSQL: the reader parses data straight into
-// the STRUCT it needs.
-const leadsSourceSQL = `(WITH src AS (` + sourceSQL + `),
-typed AS (SELECT *, ` + eventTypeSQL + ` AS event_type FROM src WHERE event_id <> '')
-SELECT event_id, event_type, try_cast(ts AS TIMESTAMPTZ) AS occurred_at,
-  coalesce(CASE WHEN event_type IN ('lead_extractor.job.completed', 'lead_database.search.completed')
-    THEN coalesce(data.campaignId, data.campaign_id) END, data.searchId, data.search_id) AS job_id,
-  data.leads AS leads
-FROM typed)`
-
-const leadsSourceData = `STRUCT(campaignId VARCHAR, campaign_id VARCHAR, searchId VARCHAR, search_id VARCHAR, leads JSON[])`
-
-// childSourceSQL is a lean relation shaped as leadsSQL for experienceSQL and educationSQL; {{list}} is
-// experience or education.
-const childSourceSQL = `(WITH src AS (` + sourceSQL + `),
-u AS (SELECT event_id, try_cast(ts AS TIMESTAMPTZ) AS occurred_at,
-    unnest(data.leads) AS l, generate_subscripts(data.leads, 1) - 1 AS lead_index
-  FROM src WHERE event_id <> '')
-SELECT event_id, lead_index::BIGINT AS lead_index, occurred_at, coalesce(l.id, l.leadId, l.lead_id) AS lead_id,
-  l.{{list}} AS {{list}}
-FROM u)`
-
-const childSourceData = `STRUCT(leads STRUCT(id VARCHAR, leadId VARCHAR, lead_id VARCHAR, {{list}} JSON[])[])`
-
-func planDirectLean(input, outDir string) []string {
-	events := "(" + expand(eventsSQL, input) + ")"
-	leadsSrc := strings.ReplaceAll(expandData(leadsSourceSQL, input, leadsSourceData), "{{events}}", "")
-	leads := "(" + strings.ReplaceAll(leadsSQL, "{{events}}", leadsSrc) + ")"
-	child := func(q, list string) string {
-		src := strings.ReplaceAll(expandData(childSourceSQL, input, childSourceData), "{{list}}", list)
-		return strings.ReplaceAll(q, "{{leads}}", src)
-	}
-	return []string{
-		copyTo("SELECT * EXCLUDE (leads) FROM "+events, outDir, "events"),
-		copyTo("SELECT * EXCLUDE (experience, education) FROM "+leads, outDir, "leads"),
-		copyTo(child(experienceSQL, "experience"), outDir, "experience"),
-		copyTo(child(educationSQL, "education"), outDir, "education"),
-	}
-}
-
-func planHybrid(input, outDir string) []string {
-	events := "(" + expand(eventsSQL, input) + ")"
-	leadsSrc := expandData(leadsSourceSQL, input, leadsSourceData)
-	children := func(q string) string { return strings.ReplaceAll(q, "{{leads}}", "ld") }
-	return []string{
-		copyTo("SELECT * EXCLUDE (leads) FROM "+events, outDir, "events"),
-		"CREATE TEMP TABLE ld AS " + strings.ReplaceAll(leadsSQL, "{{events}}", leadsSrc),
-		copyTo("SELECT * EXCLUDE (experience, education) FROM ld", outDir, "leads"),
-		copyTo(children(experienceSQL), outDir, "experience"),
-		copyTo(children(educationSQL), outDir, "education"),
-	}
-}
-
-func planRaw(input, outDir string) []string {
-	raw := expand(sourceSQL, input)
-	events := "(" + strings.Replace(eventsSQL, "WITH src AS ("+sourceSQL+")", "WITH src AS (FROM raw)", 1) + ")"
-	leads := "(" + strings.ReplaceAll(leadsSQL, "{{events}}", events) + ")"
-	children := func(q string) string { return strings.ReplaceAll(q, "{{leads}}", leads) }
-	return []string{
-		"CREATE TEMP TABLE raw AS " + raw,
-		copyTo("SELECT * EXCLUDE (leads) FROM "+strings.ReplaceAll(events, "{{input}}", sqlString(input)), outDir, "events"),
-		copyTo("SELECT * EXCLUDE (experience, education) FROM "+strings.ReplaceAll(leads, "{{input}}", sqlString(input)), outDir, "leads"),
-		copyTo(strings.ReplaceAll(children(experienceSQL), "{{input}}", sqlString(input)), outDir, "experience"),
-		copyTo(strings.ReplaceAll(children(educationSQL), "{{input}}", sqlString(input)), outDir, "education"),
-	}
-}
-
-func expandData(q, input, data string) string {
-	return strings.NewReplacer(
-		"{{input}}", sqlString(input),
-		"{{data}}", data,
-		"{{maxObjectSize}}", fmt.Sprint(maxObjectSize),
-	).Replace(q)
-}
-
-// expand fills the placeholders of sourceSQL in q.
-func expand(q, input string) string {
-	return strings.NewReplacer(
-		"{{input}}", sqlString(input),
-		"{{data}}", "JSON",
-		"{{maxObjectSize}}", fmt.Sprint(maxObjectSize),
-	).Replace(q)
 }
 
 // copyTo wraps a query in a COPY to <outDir>/<table>.parquet.
 func copyTo(query, outDir, table string) string {
 	path := filepath.Join(outDir, table+".parquet")
-	return fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION snappy)", query, sqlString(path))
+	return "COPY (" + query + ") TO " + sqlString(path) + " (FORMAT parquet, COMPRESSION snappy)"
 }
 
 // sqlString quotes s as a SQL string literal.
@@ -407,8 +343,9 @@ func sqlString(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
-// runDuckDB converts input into the four Parquet tables in outDir with DuckDB, on threads threads.
-func runDuckDB(ctx context.Context, input, outDir string, threads int, plan string) error {
+// runDuckDB converts input into the four Parquet tables in outDir with DuckDB on threads threads, and prints
+// how long each table took to stderr.
+func runDuckDB(ctx context.Context, input, outDir string, threads int) error {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return fmt.Errorf("create output dir: %w", err)
 	}
@@ -417,38 +354,20 @@ func runDuckDB(ctx context.Context, input, outDir string, threads int, plan stri
 		return fmt.Errorf("open duckdb: %w", err)
 	}
 	defer db.Close()
-	// Temporary tables belong to a connection: run everything on one.
+	// Settings belong to a connection: run everything on one.
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect duckdb: %w", err)
 	}
 	defer conn.Close()
-	stmts := []string{
-		fmt.Sprintf("SET threads = %d", threads),
-		"SET preserve_insertion_order = true",
-		"SET TimeZone = 'UTC'",
-		"SET temp_directory = " + sqlString(filepath.Join(outDir, "duckdb.tmp")),
-	}
-	switch plan {
-	case "temp":
-		stmts = append(stmts, planTemp(input, outDir)...)
-	case "direct":
-		stmts = append(stmts, planDirect(input, outDir)...)
-	case "lean":
-		stmts = append(stmts, planDirectLean(input, outDir)...)
-	case "hybrid":
-		stmts = append(stmts, planHybrid(input, outDir)...)
-	case "raw":
-		stmts = append(stmts, planRaw(input, outDir)...)
-	default:
-		return fmt.Errorf("choose duckdb plan: unknown plan %q", plan)
-	}
-	for _, s := range stmts {
+	for _, s := range conversion(input, outDir, threads) {
 		start := time.Now()
-		if _, err := conn.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("run duckdb statement %.60q: %w", s, err)
+		if _, err := conn.ExecContext(ctx, s.sql); err != nil {
+			return fmt.Errorf("run duckdb %s statement: %w", s.label, err)
 		}
-		fmt.Fprintf(os.Stderr, "  duckdb %6.2fs %.50s\n", time.Since(start).Seconds(), s)
+		if strings.HasPrefix(s.sql, "COPY") {
+			fmt.Fprintf(os.Stderr, "  duckdb %-10s %6.2fs\n", s.label, time.Since(start).Seconds())
+		}
 	}
 	return nil
 }

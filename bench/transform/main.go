@@ -53,7 +53,6 @@ type options struct {
 	threads  int
 	workDir  string
 	runs     int
-	plan     string
 	// run and out are set only in a child process.
 	run string
 	out string
@@ -69,7 +68,6 @@ func parseFlags() options {
 	flag.IntVar(&o.threads, "threads", runtime.NumCPU(), "threads for both engines (our workers and GOMAXPROCS; DuckDB's threads setting)")
 	flag.StringVar(&o.workDir, "work-dir", "./bench-data/transform-work", "directory for the temporary outputs")
 	flag.IntVar(&o.runs, "runs", 1, "runs per engine; the fastest is reported")
-	flag.StringVar(&o.plan, "duckdb-plan", "temp", "DuckDB plan: temp (parse once into temporary tables) or direct (each COPY reads the input)")
 	flag.StringVar(&o.run, "run", "", "child mode: run one engine (ours or duckdb) and exit")
 	flag.StringVar(&o.out, "out", "", "child mode: output directory")
 	flag.Usage = func() {
@@ -114,7 +112,7 @@ func child(ctx context.Context, o options) error {
 		}
 		return nil
 	case engineDuckDB:
-		return runDuckDB(ctx, o.input, o.out, o.threads, o.plan)
+		return runDuckDB(ctx, o.input, o.out, o.threads)
 	default:
 		return fmt.Errorf("check child flags: unknown engine %q", o.run)
 	}
@@ -124,8 +122,9 @@ func child(ctx context.Context, o options) error {
 type measurement struct {
 	engine  string
 	elapsed time.Duration
-	maxRSS  int64   // bytes
-	rows    []int64 // per table, in the order of transform.Tables
+	cpu     time.Duration // user plus system time of the child
+	maxRSS  int64         // bytes
+	rows    []int64       // per table, in the order of transform.Tables
 }
 
 // parent runs each engine o.runs times in child processes, checks the row counts and prints the results.
@@ -163,8 +162,8 @@ func parent(ctx context.Context, o options) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "run %d/%d %-6s %7.2fs  peak RSS %6.0f MiB  rows %v\n",
-				run, o.runs, engine, m.elapsed.Seconds(), mib(m.maxRSS), m.rows)
+			fmt.Fprintf(os.Stderr, "run %d/%d %-6s %7.2fs wall %7.2fs CPU  peak RSS %6.0f MiB  rows %v\n",
+				run, o.runs, engine, m.elapsed.Seconds(), m.cpu.Seconds(), mib(m.maxRSS), m.rows)
 			if reference == nil {
 				reference = &m
 			} else if !slices.Equal(m.rows, reference.rows) {
@@ -189,7 +188,7 @@ func measure(ctx context.Context, db *sql.DB, self, engine, input string, o opti
 	}
 	defer os.RemoveAll(out)
 	cmd := exec.CommandContext(ctx, self, "--run", engine, "--input", input, "--out", out,
-		"--threads", strconv.Itoa(o.threads), "--duckdb-plan", o.plan)
+		"--threads", strconv.Itoa(o.threads))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
@@ -199,6 +198,7 @@ func measure(ctx context.Context, db *sql.DB, self, engine, input string, o opti
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		m.maxRSS = int64(ru.Maxrss) << 10 // KiB on Linux
 	}
+	m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	if m.rows, err = countRows(ctx, db, out, transform.Tables); err != nil {
 		return measurement{}, err
 	}
@@ -318,9 +318,9 @@ func printReport(w io.Writer, ours, duck measurement, info inputInfo, o options)
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "\nratio ours/DuckDB throughput: %.2f×\n", mbps(ours)/mbps(duck))
-	fmt.Fprintf(w, "\nmachine: NumCPU %d, threads %d, %s/%s, %s, %s; input %s: %.1f MB, %d lines, largest line %d bytes; DuckDB plan %q\n",
+	fmt.Fprintf(w, "\nmachine: NumCPU %d, threads %d, %s/%s, %s, %s; input %s: %.1f MB, %d lines, largest line %d bytes; run at %s\n",
 		runtime.NumCPU(), o.threads, runtime.GOOS, runtime.GOARCH, cpuModel(), runtime.Version(),
-		info.path, float64(info.size)/1e6, info.lines, info.longest, o.plan)
+		info.path, float64(info.size)/1e6, info.lines, info.longest, time.Now().Format(time.RFC3339))
 }
 
 // cpuModel returns the first "model name" of /proc/cpuinfo, or "unknown CPU".
