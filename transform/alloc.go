@@ -7,31 +7,36 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
-// poolAllocator is an Arrow allocator that recycles buffers by power-of-two size class. Every chunk builds
-// record batches of about the same size as the last, and releases them once written; reusing those buffers
-// spares the heap from churning through fresh, zeroed pages for each chunk. Buffers are not zeroed on reuse:
-// Arrow's builders initialise what they use.
+// poolAllocator is an Arrow allocator that recycles buffers by size class. Every chunk builds record batches
+// of about the same size as the last, and releases them once written; reusing those buffers spares the heap
+// from churning through fresh, zeroed pages for each chunk. Buffers are not zeroed on reuse: Arrow's builders
+// initialise what they use. Size classes are quarter steps between powers of two, so a buffer wastes at most
+// a fifth of its capacity.
 type poolAllocator struct {
-	classes [48]sync.Pool // class k holds buffers of capacity 1<<k
+	classes [64*4 + 5]sync.Pool
 }
 
 var _ memory.Allocator = (*poolAllocator)(nil)
 
-const minClass = 6 // 64 bytes
+const minClassBits = 6 // 64 bytes
 
-func sizeClass(size int) int {
-	if size <= 1<<minClass {
-		return minClass
+// sizeClass returns the class of a size and the capacity of that class.
+func sizeClass(size int) (class, capacity int) {
+	if size <= 1<<minClassBits {
+		return 0, 1 << minClassBits
 	}
-	return bits.Len(uint(size - 1))
+	e := bits.Len(uint(size-1)) - 1 // 2^e < size <= 2^(e+1)
+	step := 1 << (e - 2)            // a quarter of 2^e
+	q := (size - (1 << e) + step - 1) / step
+	return e*4 + q, 1<<e + q*step
 }
 
 func (p *poolAllocator) Allocate(size int) []byte {
-	k := sizeClass(size)
+	k, c := sizeClass(size)
 	if b, ok := p.classes[k].Get().(*[]byte); ok {
 		return (*b)[:size]
 	}
-	return make([]byte, size, 1<<k)
+	return make([]byte, size, c)
 }
 
 func (p *poolAllocator) Reallocate(size int, b []byte) []byte {
@@ -45,10 +50,10 @@ func (p *poolAllocator) Reallocate(size int, b []byte) []byte {
 }
 
 func (p *poolAllocator) Free(b []byte) {
-	c := cap(b)
-	if c < 1<<minClass || c&(c-1) != 0 {
+	k, c := sizeClass(cap(b))
+	if c != cap(b) {
 		return // not one of ours; let the garbage collector have it
 	}
 	b = b[:c]
-	p.classes[bits.Len(uint(c))-1].Put(&b)
+	p.classes[k].Put(&b)
 }
