@@ -14,23 +14,26 @@ import (
 
 // The DuckDB side builds the same four tables as transform.Files: the same columns in the same order, with
 // the same types as far as DuckDB has them (VARCHAR for Arrow strings, BIGINT, DOUBLE, BOOLEAN, TIMESTAMPTZ
-// for timestamp[us, UTC], VARCHAR[] for list<string>). On a sample of the corpus its four files hold exactly
-// the rows of ours, in the same order.
+// for timestamp[us, UTC], VARCHAR[] for list<string>). Like ours, events.data leaves out data.leads and
+// leads.lead leaves out the lead's experience and education, which become rows of their own tables. On
+// 68 MB and 250 MB prefixes of the bench corpus its four files hold exactly the rows of ours, value for value
+// and in the same order.
 //
 // Plan kept: read_ndjson directly in each of the four COPY statements. Every COPY reads the whole input, but
 // declares the data column as only the STRUCT it needs, so the reader parses each line straight into it: the
 // events COPY reads data as JSON (its text is a column) and json_transforms it once; the leads COPY reads
 // data.leads as JSON[] (each element's text is the lead column) and json_transforms each lead once; the
 // experience and education COPYs read data.leads[].experience (or education) as JSON[] and json_transform
-// each element once. Nested arrays that are not needed are skipped by the reader, never turned into text.
+// each element once. Arrays a COPY does not need are skipped by the reader, never turned into text.
 //
-// Plan not kept: parse once into temporary tables (events rows plus data.leads as JSON[]; then lead rows plus
-// experience and education as JSON[]), then COPY each table from them. On the 1 GB corpus with 2 threads it
-// took 52–57 s and 4.8–7.9 GB of peak RSS, against 44 s and 2.8 GB for the plan kept (best runs on a busy
-// machine): filling the temporary tables copies every JSON text once more into DuckDB's storage, which costs
-// more than reading and re-parsing the file, which the page cache holds. Two other plans were slower still:
-// a temporary table of events and direct reads for the rest (55 s), and direct reads where every COPY
-// json_transforms the whole data object (62 s).
+// Plan not kept: parse once into temporary tables (event rows plus data.leads as JSON[]; then lead rows plus
+// their experience and education as JSON[]), then COPY each table from those. On the 1 GB corpus with 2
+// threads it took 41–54 s and 3.5 GB of peak RSS, against 33–41 s and 1.5–1.7 GB for the plan kept (two runs
+// each, alternated, on a machine shared with other work): filling the temporary tables copies every JSON
+// text once more into DuckDB's storage, which costs more than reading and parsing the file again from the
+// page cache. Before events.data and leads.lead dropped the nested arrays the gap was the same (52–57 s
+// against 44 s); two other plans were slower than the one kept too: a temporary table for the leads only
+// (55 s), and direct reads where every COPY json_transforms the whole data object (62 s).
 //
 // Differences from transform.Files, none of which changes a row count on a corpus of bare events:
 //   - received_at and signature come from buffer envelopes; the corpus has bare events, so they are NULL.
@@ -38,7 +41,8 @@ import (
 //     need the whole line as JSON a second time.
 //   - A key given in two spellings takes the first in a fixed order, not the first in the JSON text.
 //   - Timestamps are strings cast with try_cast; Unix-epoch numbers are not read.
-//   - lead_count is json_array_length, which is 0 rather than NULL when data.leads is not an array.
+//   - lead_count is json_array_length, which is 0 rather than NULL when data.leads is not an array, and
+//     json_merge_patch drops data.leads (lead.experience, lead.education) even when it is not an array.
 //   - A line that is not a JSON object, or whose data does not fit the declared STRUCT, fails the run instead
 //     of going to quarantine.
 

@@ -73,9 +73,14 @@ func parseFlags() options {
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s (--input FILE | --gen-bytes SIZE) [flags]\n", filepath.Base(os.Args[0]))
 		flag.VisitAll(func(f *flag.Flag) {
-			if !hiddenFlags[f.Name] {
-				fmt.Fprintf(flag.CommandLine.Output(), "  --%s\n    \t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
+			if hiddenFlags[f.Name] {
+				return
 			}
+			fmt.Fprintf(flag.CommandLine.Output(), "  --%s\n    \t%s", f.Name, f.Usage)
+			if f.DefValue != "" {
+				fmt.Fprintf(flag.CommandLine.Output(), " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(flag.CommandLine.Output())
 		})
 	}
 	flag.Parse()
