@@ -1,9 +1,7 @@
 package sql_test
 
 import (
-	"bufio"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -11,41 +9,6 @@ import (
 	sqlfiles "sendpilot-loader/sql"
 	"sendpilot-loader/transform"
 )
-
-type ddlColumn struct {
-	name, typ string
-	notNull   bool
-}
-
-// parseTables reads the CREATE TABLE statements of a DDL file written in this project's layout: one column
-// per line, constraints and comments ignored.
-func parseTables(t *testing.T, path string) map[string][]ddlColumn {
-	t.Helper()
-	raw, err := sqlfiles.Files.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables := map[string][]ddlColumn{}
-	var current string
-	sc := bufio.NewScanner(strings.NewReader(string(raw)))
-	for sc.Scan() {
-		line := strings.TrimSpace(strings.SplitN(sc.Text(), "--", 2)[0])
-		switch {
-		case strings.HasPrefix(line, "CREATE TABLE"):
-			f := strings.Fields(line)
-			name := strings.Trim(f[len(f)-2], "`")
-			current = name[strings.LastIndex(name, ".")+1:]
-			tables[current] = nil
-		case current == "" || line == "" || strings.HasPrefix(line, "PRIMARY KEY"):
-		case strings.HasPrefix(line, ")"):
-			current = ""
-		default:
-			f := strings.Fields(strings.TrimSuffix(line, ","))
-			tables[current] = append(tables[current], ddlColumn{name: f[0], typ: f[1], notNull: strings.Contains(line, "NOT NULL")})
-		}
-	}
-	return tables
-}
 
 // arrowFor maps a SQL type to the Arrow type the transform writes for it.
 func arrowFor(typ string) string {
@@ -70,7 +33,10 @@ func arrowFor(typ string) string {
 // types, NOT NULL exactly where the Arrow field is not nullable.
 func TestDDLMatchesArrowSchemas(t *testing.T) {
 	for _, path := range []string{"duckdb/tables.sql", "bigquery/tables.sql"} {
-		tables := parseTables(t, path)
+		tables, err := sqlfiles.Tables(path)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if len(tables) != len(transform.Tables) {
 			t.Errorf("%s defines %d tables, want %d", path, len(tables), len(transform.Tables))
 		}
@@ -83,7 +49,7 @@ func TestDDLMatchesArrowSchemas(t *testing.T) {
 			}
 			for i, f := range schema.Fields() {
 				c := cols[i]
-				got := fmt.Sprintf("%s %s notnull=%v", c.name, arrowFor(c.typ), c.notNull)
+				got := fmt.Sprintf("%s %s notnull=%v", c.Name, arrowFor(c.Type), c.NotNull)
 				want := fmt.Sprintf("%s %s notnull=%v", f.Name, f.Type, !f.Nullable)
 				if got != want {
 					t.Errorf("%s %s column %d: DDL says %s, Arrow says %s", path, name, i+1, got, want)

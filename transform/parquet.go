@@ -51,6 +51,10 @@ func writerProperties(def *tableDef, mem memory.Allocator) (*parquet.WriterPrope
 		parquet.WithCompression(compress.Codecs.Snappy),
 		parquet.WithDictionaryDefault(false),
 		parquet.WithStats(true),
+		// Statistics of long text (JSON, summaries) are useless for pruning and were kept for every page of the
+		// file until it closed, so memory grew with the input: keep only short min/max values, and no page index.
+		parquet.WithMaxStatsSize(256),
+		parquet.WithPageIndexEnabled(false),
 		parquet.WithCreatedBy("sendpilot-loader"),
 		parquet.WithMaxRowGroupLength(1 << 20),
 		parquet.WithDataPageSize(256 << 10),

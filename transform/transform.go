@@ -55,7 +55,7 @@ func (o *Options) defaults() {
 		o.ChunkBytes = 1 << 20
 	}
 	if o.RowGroupBytes <= 0 {
-		o.RowGroupBytes = 32 << 20
+		o.RowGroupBytes = 16 << 20
 	}
 	if o.Allocator == nil {
 		o.Allocator = new(poolAllocator)

@@ -16,6 +16,8 @@
 package main
 
 import (
+	"runtime/debug"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -111,6 +113,9 @@ func child(ctx context.Context, o options) error {
 	switch o.run {
 	case engineOurs:
 		runtime.GOMAXPROCS(o.threads)
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(int64(configs.Defaults().MemoryLimit)) // as every sendpilot-loader command does
+		}
 		_, err := transform.Files(ctx, []string{o.input}, o.out, transform.Options{Workers: o.threads})
 		if err != nil {
 			return fmt.Errorf("run transform: %w", err)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"sendpilot-loader/configs"
@@ -91,7 +92,15 @@ func parseConfig(env *environment, name, synopsis string, args []string, bind fu
 		fmt.Fprintf(env.stderr, "sendpilot-loader %s: %v\n", name, err)
 		return cfg, nil, 2, false
 	}
+	applyRuntime(cfg, env.getenv)
 	return cfg, rest, 0, true
+}
+
+// applyRuntime sets the process-wide runtime limits from the configuration. GOMEMLIMIT, when set, wins.
+func applyRuntime(cfg configs.Config, getenv func(string) string) {
+	if cfg.MemoryLimit > 0 && getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	}
 }
 
 // newLogger builds the process logger from the configuration.
