@@ -583,65 +583,66 @@ func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 	}
 }
 
-// child writes the key and parent columns shared by experience and education rows.
-func (f *flattener) child(t *rows, index, pos int64, p parent, cols [5]int) {
-	t.putStr(cols[0], p.eventID)
-	t.putInt(cols[1], index)
-	t.putInt(cols[2], pos)
-	if p.leadID != nil {
-		t.putStr(cols[3], p.leadID)
-	}
-	if p.hasOccurred {
-		t.putTime(cols[4], p.occurred)
-	}
+// childTable describes the rows made from a lead's experience or education array: which table, where the key
+// and parent columns are, and which element keys fill which typed column.
+type childTable struct {
+	table                                            int
+	eventID, leadIndex, position, leadID, occurredAt int
+	element                                          int
+	fields                                           map[string]int
+}
+
+var experienceTable = &childTable{
+	table: 2, eventID: exEventID, leadIndex: exLeadIndex, position: exPosition, leadID: exLeadID, occurredAt: exOccurredAt,
+	element: exElement,
+	fields: map[string]int{
+		"title": exTitle, "position": exTitle, "job_title": exTitle,
+		"company": exCompany, "company_name": exCompany, "companyName": exCompany,
+		"duration": exDuration, "location": exLocation, "description": exDescription,
+		"start_date": exStartDate, "startDate": exStartDate, "start": exStartDate,
+		"end_date": exEndDate, "endDate": exEndDate, "end": exEndDate,
+	},
+}
+
+var educationTable = &childTable{
+	table: 3, eventID: edEventID, leadIndex: edLeadIndex, position: edPosition, leadID: edLeadID, occurredAt: edOccurredAt,
+	element: edElement,
+	fields: map[string]int{
+		"school": edSchool, "school_name": edSchool, "schoolName": edSchool, "institution": edSchool,
+		"degree": edDegree, "degree_name": edDegree,
+		"field_of_study": edFieldOfStudy, "fieldOfStudy": edFieldOfStudy, "field": edFieldOfStudy,
+		"start_date": edStartDate, "startDate": edStartDate, "start": edStartDate,
+		"end_date": edEndDate, "endDate": edEndDate, "end": edEndDate,
+	},
 }
 
 func (f *flattener) experience(v *fastjson.Value, index, pos int64, p parent) {
-	t := f.tables[2]
-	f.child(t, index, pos, p, [5]int{exEventID, exLeadIndex, exPosition, exLeadID, exOccurredAt})
-	f.scratch = v.MarshalTo(f.scratch[:0])
-	t.putStr(exElement, f.scratch)
-	if obj, err := v.Object(); err == nil {
-		obj.Visit(func(k []byte, val *fastjson.Value) {
-			switch string(k) {
-			case "title", "position", "job_title":
-				f.putText(t, exTitle, val)
-			case "company", "company_name", "companyName":
-				f.putText(t, exCompany, val)
-			case "duration":
-				f.putText(t, exDuration, val)
-			case "location":
-				f.putText(t, exLocation, val)
-			case "start_date", "startDate", "start":
-				f.putText(t, exStartDate, val)
-			case "end_date", "endDate", "end":
-				f.putText(t, exEndDate, val)
-			case "description":
-				f.putText(t, exDescription, val)
-			}
-		})
-	}
-	t.endRow()
+	f.child(experienceTable, v, index, pos, p)
 }
 
 func (f *flattener) education(v *fastjson.Value, index, pos int64, p parent) {
-	t := f.tables[3]
-	f.child(t, index, pos, p, [5]int{edEventID, edLeadIndex, edPosition, edLeadID, edOccurredAt})
+	f.child(educationTable, v, index, pos, p)
+}
+
+// child writes one experience or education row: keys, parent columns, the element as JSON and its typed
+// fields. Every field is text: dates and durations come as free text.
+func (f *flattener) child(c *childTable, v *fastjson.Value, index, pos int64, p parent) {
+	t := f.tables[c.table]
+	t.putStr(c.eventID, p.eventID)
+	t.putInt(c.leadIndex, index)
+	t.putInt(c.position, pos)
+	if p.leadID != nil {
+		t.putStr(c.leadID, p.leadID)
+	}
+	if p.hasOccurred {
+		t.putTime(c.occurredAt, p.occurred)
+	}
 	f.scratch = v.MarshalTo(f.scratch[:0])
-	t.putStr(edElement, f.scratch)
+	t.putStr(c.element, f.scratch)
 	if obj, err := v.Object(); err == nil {
 		obj.Visit(func(k []byte, val *fastjson.Value) {
-			switch string(k) {
-			case "school", "school_name", "schoolName", "institution":
-				f.putText(t, edSchool, val)
-			case "degree", "degree_name":
-				f.putText(t, edDegree, val)
-			case "field_of_study", "fieldOfStudy", "field":
-				f.putText(t, edFieldOfStudy, val)
-			case "start_date", "startDate", "start":
-				f.putText(t, edStartDate, val)
-			case "end_date", "endDate", "end":
-				f.putText(t, edEndDate, val)
+			if col, ok := c.fields[string(k)]; ok {
+				f.putText(t, col, val)
 			}
 		})
 	}

@@ -15,14 +15,9 @@ import (
 // ReadParquetJSON reads a Parquet file written by Files and returns its rows as JSON lines, in file order. It
 // is meant for tests, golden files and people inspecting output, not for large files.
 func ReadParquetJSON(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	tbl, err := readTable(path)
 	if err != nil {
-		return nil, fmt.Errorf("open parquet: %w", err)
-	}
-	defer f.Close()
-	tbl, err := pqarrow.ReadTable(context.Background(), f, nil, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
-	if err != nil {
-		return nil, fmt.Errorf("read parquet %s: %w", path, err)
+		return nil, err
 	}
 	defer tbl.Release()
 	var out bytes.Buffer
@@ -36,8 +31,7 @@ func ReadParquetJSON(path string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// ParquetSchema returns the Arrow schema stored in a Parquet file written by Files.
-func ParquetSchema(path string) (*arrow.Schema, error) {
+func readTable(path string) (arrow.Table, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open parquet: %w", err)
@@ -47,6 +41,5 @@ func ParquetSchema(path string) (*arrow.Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read parquet %s: %w", path, err)
 	}
-	defer tbl.Release()
-	return tbl.Schema(), nil
+	return tbl, nil
 }
