@@ -1,0 +1,408 @@
+// Package bigquery loads batches into Google BigQuery with load jobs (free, unlike streaming inserts) and
+// merges them into the final tables on the natural keys. It is the only package that imports the BigQuery
+// client.
+//
+// For each table of a batch, three jobs run, each with a job ID derived from (batch, table, step, attempt):
+//
+//	stage  a load job uploads the Parquet file into _stage_<table>_<batch> (WRITE_TRUNCATE, explicit schema,
+//	       JSON columns as STRING: BigQuery cannot load JSON columns from Parquet)
+//	dedup  a query keeps one row per natural key into _dedup_<table>_<batch> (MERGE refuses two source rows
+//	       for one target row)
+//	merge  MERGE inserts the rows whose key is not in the final table yet, turning JSON text into JSON, and
+//	       touches only the partitions between the batch's first and last occurred_at
+//
+// Before creating a job the warehouse looks for the job with that ID: after a crash it finds the job that
+// already ran instead of running it again. A job ID can never be reused, so a failed job is followed by the
+// next attempt's ID. Every step is idempotent in itself as well (truncating loads, a MERGE that inserts only
+// missing keys), so a repeated step changes nothing.
+package bigquery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/option"
+
+	"sendpilot-loader/load"
+	sqlfiles "sendpilot-loader/sql"
+	"sendpilot-loader/transform"
+)
+
+// Config says where the tables live.
+type Config struct {
+	Project  string
+	Dataset  string
+	Location string // e.g. "US" or "europe-west1"; empty lets BigQuery choose
+	// SingleRequestUpload sends each Parquet file in one request instead of a resumable upload.
+	SingleRequestUpload bool
+	// UploadAttempts bounds how often an upload is tried within one load (default 3). The client library
+	// retries jobs whose data is already in GCS, but never media uploads, so the warehouse does it.
+	UploadAttempts int
+	// Backoff is the first wait between upload attempts (default 1 s), doubled each time.
+	Backoff time.Duration
+}
+
+// naturalKeys are the dedup keys of each table.
+var naturalKeys = map[string][]string{
+	transform.TableEvents:     {"event_id"},
+	transform.TableLeads:      {"event_id", "lead_index"},
+	transform.TableExperience: {"event_id", "lead_index", "position"},
+	transform.TableEducation:  {"event_id", "lead_index", "position"},
+}
+
+// clustering of each table; events are mostly filtered by type and campaign, leads by job, children by lead.
+var clustering = map[string][]string{
+	transform.TableEvents:     {"event_type", "campaign_id"},
+	transform.TableLeads:      {"event_type", "job_id"},
+	transform.TableExperience: {"lead_id"},
+	transform.TableEducation:  {"lead_id"},
+}
+
+// Warehouse is a BigQuery dataset.
+type Warehouse struct {
+	c       *bigquery.Client
+	cfg     Config
+	final   map[string]bigquery.Schema // JSON columns typed JSON
+	staging map[string]bigquery.Schema // JSON columns typed STRING
+	columns map[string][]sqlfiles.Column
+}
+
+var _ load.Warehouse = (*Warehouse)(nil)
+
+// New connects to BigQuery. Credentials come from Application Default Credentials unless opts say otherwise.
+func New(ctx context.Context, cfg Config, opts ...option.ClientOption) (*Warehouse, error) {
+	if cfg.Project == "" || cfg.Dataset == "" {
+		return nil, errors.New("connect bigquery: project and dataset are required")
+	}
+	if cfg.UploadAttempts <= 0 {
+		cfg.UploadAttempts = 3
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = time.Second
+	}
+	c, err := bigquery.NewClient(ctx, cfg.Project, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect bigquery: %w", err)
+	}
+	c.Location = cfg.Location
+	w := &Warehouse{c: c, cfg: cfg, final: map[string]bigquery.Schema{}, staging: map[string]bigquery.Schema{}}
+	w.columns, err = sqlfiles.Tables("bigquery/tables.sql")
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	for _, t := range transform.Tables {
+		w.final[t], err = schemaOf(w.columns[t], false)
+		if err == nil {
+			w.staging[t], err = schemaOf(w.columns[t], true)
+		}
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("table %s: %w", t, err)
+		}
+	}
+	return w, nil
+}
+
+// schemaOf turns DDL columns into a BigQuery schema; staging keeps JSON as STRING.
+func schemaOf(cols []sqlfiles.Column, staging bool) (bigquery.Schema, error) {
+	var s bigquery.Schema
+	for _, c := range cols {
+		f := &bigquery.FieldSchema{Name: c.Name, Required: c.NotNull}
+		switch c.Type {
+		case "STRING":
+			f.Type = bigquery.StringFieldType
+		case "JSON":
+			f.Type = bigquery.JSONFieldType
+			if staging {
+				f.Type = bigquery.StringFieldType
+			}
+		case "INT64":
+			f.Type = bigquery.IntegerFieldType
+		case "FLOAT64":
+			f.Type = bigquery.FloatFieldType
+		case "BOOL":
+			f.Type = bigquery.BooleanFieldType
+		case "TIMESTAMP":
+			f.Type = bigquery.TimestampFieldType
+		case "ARRAY<STRING>":
+			f.Type, f.Repeated = bigquery.StringFieldType, true
+		default:
+			return nil, fmt.Errorf("map column %s: unsupported type %s", c.Name, c.Type)
+		}
+		s = append(s, f)
+	}
+	return s, nil
+}
+
+// Name implements load.Warehouse.
+func (w *Warehouse) Name() string { return "bigquery:" + w.cfg.Project + "." + w.cfg.Dataset }
+
+// Close implements load.Warehouse.
+func (w *Warehouse) Close() error { return w.c.Close() }
+
+// Ensure implements load.Warehouse: it creates the dataset and the tables (day-partitioned on occurred_at and
+// clustered) when they are missing. The columns come from sql/bigquery/tables.sql.
+func (w *Warehouse) Ensure(ctx context.Context) error {
+	ds := w.c.Dataset(w.cfg.Dataset)
+	if _, err := ds.Metadata(ctx); isStatus(err, http.StatusNotFound) {
+		if err := ds.Create(ctx, &bigquery.DatasetMetadata{Location: w.cfg.Location}); err != nil && !isStatus(err, http.StatusConflict) {
+			return fmt.Errorf("create dataset %s: %w", w.cfg.Dataset, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("look up dataset %s: %w", w.cfg.Dataset, err)
+	}
+	for _, t := range transform.Tables {
+		table := ds.Table(t)
+		if _, err := table.Metadata(ctx); err == nil {
+			continue
+		} else if !isStatus(err, http.StatusNotFound) {
+			return fmt.Errorf("look up table %s: %w", t, err)
+		}
+		md := &bigquery.TableMetadata{
+			Schema:           w.final[t],
+			TimePartitioning: &bigquery.TimePartitioning{Type: bigquery.DayPartitioningType, Field: "occurred_at"},
+			Clustering:       &bigquery.Clustering{Fields: clustering[t]},
+			Description:      "SendPilot " + t + "; written by sendpilot-loader",
+		}
+		if err := table.Create(ctx, md); err != nil && !isStatus(err, http.StatusConflict) {
+			return fmt.Errorf("create table %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_]`)
+
+// names of a batch's helper tables and jobs.
+func stageTable(table, batch string) string { return "_stage_" + table + "_" + unsafeID.ReplaceAllString(batch, "_") }
+func dedupTable(table, batch string) string { return "_dedup_" + table + "_" + unsafeID.ReplaceAllString(batch, "_") }
+func jobID(batch, table, step string, attempt int) string {
+	return fmt.Sprintf("sendpilot_%s_%s_%s_a%d", unsafeID.ReplaceAllString(batch, "_"), table, step, attempt)
+}
+
+// Load implements load.Warehouse.
+func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, error) {
+	res := load.LoadResult{Inserted: map[string]int64{}}
+	ds := w.c.Dataset(w.cfg.Dataset)
+	for _, t := range transform.Tables {
+		if b.Rows[t] == 0 {
+			continue
+		}
+		stage, dedup := stageTable(t, b.ID), dedupTable(t, b.ID)
+		if _, err := w.job(ctx, b.ID, t, "stage", func(id string) (*bigquery.Job, error) { return w.upload(ctx, id, ds.Table(stage), t, b.Files[t]) }); err != nil {
+			return res, err
+		}
+		if _, err := w.job(ctx, b.ID, t, "dedup", func(id string) (*bigquery.Job, error) {
+			q := w.c.Query(w.dedupSQL(t, stage))
+			q.JobID, q.Location = id, w.cfg.Location
+			q.Dst, q.WriteDisposition, q.CreateDisposition = ds.Table(dedup), bigquery.WriteTruncate, bigquery.CreateIfNeeded
+			return q.Run(ctx)
+		}); err != nil {
+			return res, err
+		}
+		j, err := w.job(ctx, b.ID, t, "merge", func(id string) (*bigquery.Job, error) {
+			q := w.c.Query(w.mergeSQL(t, dedup, b))
+			q.JobID, q.Location = id, w.cfg.Location
+			return q.Run(ctx)
+		})
+		if err != nil {
+			return res, err
+		}
+		res.Inserted[t] = -1
+		if st := j.LastStatus(); st != nil && st.Statistics != nil {
+			if qs, ok := st.Statistics.Details.(*bigquery.QueryStatistics); ok && qs.NumDMLAffectedRows > 0 {
+				res.Inserted[t] = qs.NumDMLAffectedRows
+			}
+		}
+	}
+	for _, t := range transform.Tables { // helper tables are only a cost now; a failure here is harmless
+		ds.Table(stageTable(t, b.ID)).Delete(ctx)
+		ds.Table(dedupTable(t, b.ID)).Delete(ctx)
+	}
+	return res, nil
+}
+
+// upload starts the load job that puts a Parquet file into a staging table, retrying the upload itself.
+func (w *Warehouse) upload(ctx context.Context, id string, dst *bigquery.Table, table, path string) (*bigquery.Job, error) {
+	wait := w.cfg.Backoff
+	for attempt := 1; ; attempt++ {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+		src := bigquery.NewReaderSource(f)
+		src.SourceFormat = bigquery.Parquet
+		src.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
+		// An explicit schema pins TIMESTAMP, REPEATED and the STRING-typed JSON columns.
+		src.Schema = w.staging[table]
+		l := dst.LoaderFrom(src)
+		l.JobID, l.Location = id, w.cfg.Location
+		l.WriteDisposition, l.CreateDisposition = bigquery.WriteTruncate, bigquery.CreateIfNeeded
+		if w.cfg.SingleRequestUpload {
+			l.MediaOptions = append(l.MediaOptions, googleapi.ChunkSize(0))
+		}
+		j, err := l.Run(ctx)
+		f.Close()
+		if err == nil || attempt >= w.cfg.UploadAttempts || !transient(err) || ctx.Err() != nil {
+			return j, err
+		}
+		// The request may have created the job before failing: look before uploading again.
+		if existing, lookErr := w.c.JobFromIDLocation(ctx, id, w.cfg.Location); lookErr == nil {
+			return existing, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// job finds or runs the job of one step: it looks for attempt 1, 2, … and waits on the first one that did
+// not fail; when all that exist failed, it creates the next attempt.
+func (w *Warehouse) job(ctx context.Context, batch, table, step string, create func(id string) (*bigquery.Job, error)) (*bigquery.Job, error) {
+	for attempt := 1; attempt <= 100; attempt++ {
+		id := jobID(batch, table, step, attempt)
+		j, err := w.c.JobFromIDLocation(ctx, id, w.cfg.Location)
+		switch {
+		case err == nil:
+			st, werr := j.Wait(ctx)
+			if werr == nil && st.Err() == nil {
+				return j, nil // done before, possibly by a run that crashed afterwards
+			}
+			if werr == nil && permanent(st.Err()) {
+				return nil, fmt.Errorf("%w: %s %s: %w", load.ErrRejected, step, table, st.Err())
+			}
+			if werr != nil && !transient(werr) {
+				return nil, fmt.Errorf("wait for %s: %w", id, werr)
+			}
+			continue // that attempt failed transiently: the next ID is free
+		case !isStatus(err, http.StatusNotFound):
+			return nil, fmt.Errorf("look up job %s: %w", id, err)
+		}
+		j, err = create(id)
+		if isStatus(err, http.StatusConflict) {
+			attempt-- // created meanwhile (or by a request that failed after creating it): look again
+			continue
+		}
+		if err != nil {
+			return nil, w.classify(fmt.Errorf("start %s %s: %w", step, table, err))
+		}
+		st, err := j.Wait(ctx)
+		if err != nil {
+			return nil, w.classify(fmt.Errorf("wait for %s: %w", id, err))
+		}
+		if err := st.Err(); err != nil {
+			return nil, w.classify(fmt.Errorf("%s %s (job %s): %w", step, table, id, err))
+		}
+		return j, nil
+	}
+	return nil, fmt.Errorf("%s %s: too many failed attempts", step, table)
+}
+
+// dedupSQL keeps one row per natural key of a staging table.
+func (w *Warehouse) dedupSQL(table, stage string) string {
+	keys := strings.Join(naturalKeys[table], ", ")
+	return fmt.Sprintf("SELECT * EXCEPT (_rn) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY %s ORDER BY %s) AS _rn FROM `%s.%s`) WHERE _rn = 1",
+		keys, keys, w.cfg.Dataset, stage)
+}
+
+// mergeSQL inserts the deduplicated rows whose key is not in the table yet. The ON clause restricts the target
+// to the batch's occurred_at range (and the NULL partition when the batch has rows without a time), so the
+// MERGE reads only those partitions.
+func (w *Warehouse) mergeSQL(table, dedup string, b load.Batch) string {
+	var on []string
+	for _, k := range naturalKeys[table] {
+		on = append(on, fmt.Sprintf("T.%s = S.%s", k, k))
+	}
+	var prune []string
+	if !b.MinOccurred.IsZero() {
+		prune = append(prune, fmt.Sprintf("T.occurred_at BETWEEN TIMESTAMP '%s' AND TIMESTAMP '%s'",
+			b.MinOccurred.UTC().Format("2006-01-02 15:04:05.999999"), b.MaxOccurred.UTC().Format("2006-01-02 15:04:05.999999")))
+	}
+	if b.HasNullOccurred || b.MinOccurred.IsZero() {
+		prune = append(prune, "T.occurred_at IS NULL")
+	}
+	on = append(on, "("+strings.Join(prune, " OR ")+")")
+	var names, values []string
+	for _, c := range w.columns[table] {
+		names = append(names, c.Name)
+		if c.Type == "JSON" {
+			values = append(values, fmt.Sprintf("PARSE_JSON(S.%s, wide_number_mode => 'round')", c.Name))
+		} else {
+			values = append(values, "S."+c.Name)
+		}
+	}
+	return fmt.Sprintf("MERGE `%s.%s` T USING `%s.%s` S ON %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)",
+		w.cfg.Dataset, table, w.cfg.Dataset, dedup, strings.Join(on, " AND "), strings.Join(names, ", "), strings.Join(values, ", "))
+}
+
+// classify marks errors that retrying the batch cannot fix as rejected.
+func (w *Warehouse) classify(err error) error {
+	if permanent(err) {
+		return fmt.Errorf("%w: %w", load.ErrRejected, err)
+	}
+	return err
+}
+
+// permanent reports errors about the data or the statement, which the same batch will meet again.
+func permanent(err error) bool {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		if ge.Code >= 500 || ge.Code == http.StatusTooManyRequests {
+			return false
+		}
+		for _, e := range ge.Errors {
+			if e.Reason == "invalid" || e.Reason == "invalidQuery" {
+				return true
+			}
+		}
+		return ge.Code == http.StatusBadRequest
+	}
+	var be *bigquery.Error
+	if errors.As(err, &be) {
+		return be.Reason == "invalid" || be.Reason == "invalidQuery"
+	}
+	return false
+}
+
+// transient reports errors worth retrying: 5xx, 429, rate and quota limits, and network failures.
+func transient(err error) bool {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		if ge.Code >= 500 || ge.Code == http.StatusTooManyRequests {
+			return true
+		}
+		for _, e := range ge.Errors {
+			switch e.Reason {
+			case "backendError", "rateLimitExceeded", "quotaExceeded", "internalError":
+				return true
+			}
+		}
+		return false
+	}
+	var be *bigquery.Error
+	if errors.As(err, &be) {
+		switch be.Reason {
+		case "backendError", "rateLimitExceeded", "quotaExceeded", "internalError":
+			return true
+		}
+		return false
+	}
+	return !errors.Is(err, context.Canceled)
+}
+
+func isStatus(err error, code int) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && ge.Code == code
+}
