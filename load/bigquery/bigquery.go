@@ -183,8 +183,12 @@ func (w *Warehouse) Ensure(ctx context.Context) error {
 var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_]`)
 
 // names of a batch's helper tables and jobs.
-func stageTable(table, batch string) string { return "_stage_" + table + "_" + unsafeID.ReplaceAllString(batch, "_") }
-func dedupTable(table, batch string) string { return "_dedup_" + table + "_" + unsafeID.ReplaceAllString(batch, "_") }
+func stageTable(table, batch string) string {
+	return "_stage_" + table + "_" + unsafeID.ReplaceAllString(batch, "_")
+}
+func dedupTable(table, batch string) string {
+	return "_dedup_" + table + "_" + unsafeID.ReplaceAllString(batch, "_")
+}
 func jobID(batch, table, step string, attempt int) string {
 	return fmt.Sprintf("sendpilot_%s_%s_%s_a%d", unsafeID.ReplaceAllString(batch, "_"), table, step, attempt)
 }
