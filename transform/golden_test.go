@@ -2,6 +2,7 @@ package transform
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"flag"
 	"os"
@@ -63,5 +64,52 @@ func compareGolden(t *testing.T, name string, got []byte) {
 				t.Fatalf("%s differs at line %d:\n got %s\nwant %s", name, i+1, g, w)
 			}
 		}
+	}
+}
+
+// The same input gives byte-identical Parquet files whatever the number of workers, and a .gz input gives the
+// same rows as the plain file.
+func TestDeterministicOutputAndGzipInput(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := os.ReadFile("testdata/all-events.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var many bytes.Buffer
+	for range 50 {
+		many.Write(raw)
+	}
+	plain := filepath.Join(dir, "in.ndjson")
+	os.WriteFile(plain, many.Bytes(), 0o644)
+	gz := filepath.Join(dir, "in.ndjson.gz")
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	zw.Write(many.Bytes())
+	zw.Close()
+	os.WriteFile(gz, zb.Bytes(), 0o644)
+
+	run := func(name, input string, workers int) Result {
+		res, err := Files(context.Background(), []string{input}, filepath.Join(dir, name), Options{Workers: workers, ChunkBytes: 2 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	one, four, zipped := run("one", plain, 1), run("four", plain, 4), run("gz", gz, 3)
+	for _, table := range Tables {
+		a, _ := os.ReadFile(one.Table(table).Path)
+		b, _ := os.ReadFile(four.Table(table).Path)
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs between 1 and 4 workers", table)
+		}
+		ra, _ := ReadParquetJSON(one.Table(table).Path)
+		rz, _ := ReadParquetJSON(zipped.Table(table).Path)
+		ra = bytes.ReplaceAll(ra, []byte(`in.ndjson"`), []byte(`in.ndjson.gz"`))
+		if !bytes.Equal(ra, rz) {
+			t.Errorf("%s rows differ between the plain and the gzip'd input", table)
+		}
+	}
+	if one.Counts.Events != 50*21 || one.Counts.Quarantined != 50*3 { // the file has 21 events and 3 bad lines
+		t.Errorf("counts = %+v, want 1050 events and 150 quarantined", one.Counts)
 	}
 }
