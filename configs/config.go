@@ -39,10 +39,22 @@ type Config struct {
 	// harder as the heap nears it. Zero leaves Go's default.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
 
-	Webhook Webhook `yaml:"webhook"`
-	Server  Server  `yaml:"server"`
-	Buffer  Buffer  `yaml:"buffer"`
-	Load    Load    `yaml:"load"`
+	Webhook  Webhook  `yaml:"webhook"`
+	Server   Server   `yaml:"server"`
+	Buffer   Buffer   `yaml:"buffer"`
+	Load     Load     `yaml:"load"`
+	BigQuery BigQuery `yaml:"bigquery"`
+}
+
+// BigQuery selects and configures the BigQuery warehouse. With no project, loads go to the local DuckDB file.
+type BigQuery struct {
+	// Project is the Google Cloud project that runs the jobs and holds the dataset; credentials come from
+	// Application Default Credentials.
+	Project string `yaml:"project"`
+	// Dataset holds the tables; it is created if missing.
+	Dataset string `yaml:"dataset"`
+	// Location of the dataset and jobs, e.g. US or europe-west1; empty lets BigQuery choose.
+	Location string `yaml:"location"`
 }
 
 // Load configures batch loads into the warehouse.
@@ -138,6 +150,7 @@ func Defaults() Config {
 			Attempts:      3,
 			Backoff:       2 * time.Second,
 		},
+		BigQuery: BigQuery{Dataset: "sendpilot"},
 	}
 }
 
@@ -216,6 +229,9 @@ func (c Config) Validate() error {
 		if _, err := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor).Parse(c.Load.Schedule); err != nil {
 			bad("load.schedule %q: %w", c.Load.Schedule, err)
 		}
+	}
+	if c.BigQuery.Project != "" && c.BigQuery.Dataset == "" {
+		bad("bigquery.dataset is required with bigquery.project")
 	}
 	if c.Load.MaxBatchBytes <= 0 {
 		bad("load.max_batch_bytes must be positive")

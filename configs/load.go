@@ -192,6 +192,8 @@ func BindCommon(fs *flag.FlagSet, c *Config) {
 func BindLoad(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Load.Schedule, "schedule", c.Load.Schedule, `when serve loads: "@every 1m" or a 5-field cron spec; "" disables`)
 	fs.StringVar(&c.Load.DuckDBPath, "duckdb", c.Load.DuckDBPath, "local warehouse file (default <data-dir>/warehouse.duckdb)")
+	fs.StringVar(&c.BigQuery.Project, "bigquery-project", c.BigQuery.Project, "load into BigQuery in this project (ADC credentials) instead of DuckDB")
+	fs.StringVar(&c.BigQuery.Dataset, "bigquery-dataset", c.BigQuery.Dataset, "BigQuery dataset")
 }
 
 // BindServe registers the flags of the webhook server.

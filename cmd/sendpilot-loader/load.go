@@ -17,6 +17,7 @@ import (
 
 	"sendpilot-loader/configs"
 	"sendpilot-loader/load"
+	"sendpilot-loader/load/bigquery"
 	"sendpilot-loader/load/duckdb"
 )
 
@@ -24,7 +25,7 @@ import (
 func newLoader(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, seal func() error, getenv func(string) string) (*load.Loader, error) {
 	return load.New(load.Options{
 		DataDir:          cfg.DataDir,
-		Warehouse:        func() (load.Warehouse, error) { return duckdb.New(cfg.DuckDBFile()), nil },
+		Warehouse:        func() (load.Warehouse, error) { return openWarehouse(cfg) },
 		MaxBatchBytes:    int64(cfg.Load.MaxBatchBytes),
 		Attempts:         cfg.Load.Attempts,
 		Backoff:          cfg.Load.Backoff,
@@ -34,6 +35,24 @@ func newLoader(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, 
 		Registerer:       reg,
 		AfterStep:        crashHook(getenv),
 	})
+}
+
+// openWarehouse returns BigQuery when a project is configured, the local DuckDB file otherwise.
+func openWarehouse(cfg configs.Config) (load.Warehouse, error) {
+	if cfg.BigQuery.Project == "" {
+		return duckdb.New(cfg.DuckDBFile()), nil
+	}
+	return bigquery.New(context.Background(), bigquery.Config{
+		Project: cfg.BigQuery.Project, Dataset: cfg.BigQuery.Dataset, Location: cfg.BigQuery.Location,
+	})
+}
+
+// warehouseName says where loads go, for logs and status.
+func warehouseName(cfg configs.Config) string {
+	if cfg.BigQuery.Project != "" {
+		return "bigquery:" + cfg.BigQuery.Project + "." + cfg.BigQuery.Dataset
+	}
+	return cfg.DuckDBFile()
 }
 
 // crashHook returns a hook that kills the process with SIGKILL right after the named batch step is recorded,
@@ -83,7 +102,7 @@ func runLoad(ctx context.Context, env *environment, args []string) int {
 			fmt.Fprintf(env.stdout, "%s\t%d bytes\n", s.Path, s.Size)
 			total += s.Size
 		}
-		fmt.Fprintf(env.stdout, "would load %d segments, %d bytes, into %s\n", len(segs), total, cfg.DuckDBFile())
+		fmt.Fprintf(env.stdout, "would load %d segments, %d bytes, into %s\n", len(segs), total, warehouseName(cfg))
 		return 0
 	}
 	rep, err := l.Run(ctx)
@@ -142,7 +161,7 @@ func runStatus(ctx context.Context, env *environment, args []string) int {
 	}
 	fmt.Fprintf(w, "active segment:    %v\n", st.ActiveSegment)
 	fmt.Fprintf(w, "bad files:         %d\n", st.BadFiles)
-	fmt.Fprintf(w, "warehouse:         %s\n", cfg.DuckDBFile())
+	fmt.Fprintf(w, "warehouse:         %s\n", warehouseName(cfg))
 	if st.LastBatch == nil {
 		fmt.Fprintln(w, "last batch:        none yet")
 	} else {

@@ -164,6 +164,6 @@ func startSchedule(cfg configs.Config, log *slog.Logger, reg prometheus.Register
 	if err != nil {
 		return nil, err
 	}
-	log.Info("scheduled loads", "schedule", cfg.Load.Schedule, "warehouse", cfg.DuckDBFile())
+	log.Info("scheduled loads", "schedule", cfg.Load.Schedule, "warehouse", warehouseName(cfg))
 	return sched, nil
 }
