@@ -502,48 +502,6 @@ func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 				leadID, _ = textOf(val, nil)
 				leadID = append([]byte(nil), leadID...)
 			}
-		case "linkedin_identifier", "linkedinIdentifier":
-			f.putText(ld, ldLinkedinIdentifier, val)
-		case "linkedin_url", "linkedinUrl":
-			f.putText(ld, ldLinkedinURL, val)
-		case "first_name", "firstName":
-			f.putText(ld, ldFirstName, val)
-		case "last_name", "lastName":
-			f.putText(ld, ldLastName, val)
-		case "full_name", "fullName", "name":
-			f.putText(ld, ldFullName, val)
-		case "headline":
-			f.putText(ld, ldHeadline, val)
-		case "summary", "about":
-			f.putText(ld, ldSummary, val)
-		case "location":
-			f.putText(ld, ldLocation, val)
-		case "city":
-			f.putText(ld, ldCity, val)
-		case "country":
-			f.putText(ld, ldCountry, val)
-		case "profile_picture_url", "profilePictureUrl":
-			f.putText(ld, ldProfilePictureURL, val)
-		case "company", "company_name", "companyName":
-			f.putText(ld, ldCompany, val)
-		case "job_position", "jobPosition":
-			f.putText(ld, ldJobPosition, val)
-		case "job_title", "jobTitle", "title":
-			f.putText(ld, ldJobTitle, val)
-		case "industry":
-			f.putText(ld, ldIndustry, val)
-		case "seniority":
-			f.putText(ld, ldSeniority, val)
-		case "company_linkedin_url", "companyLinkedinUrl":
-			f.putText(ld, ldCompanyLinkedinURL, val)
-		case "website":
-			f.putText(ld, ldWebsite, val)
-		case "employees", "company_size", "companySize":
-			f.putText(ld, ldEmployees, val)
-		case "email":
-			f.putText(ld, ldEmail, val)
-		case "phone":
-			f.putText(ld, ldPhone, val)
 		case "connections", "connectionCount", "connection_count":
 			f.putInt(ld, ldConnections, val)
 		case "followers", "followerCount", "follower_count":
@@ -562,6 +520,10 @@ func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 			exp = val
 		case "education":
 			edu = val
+		default:
+			if col, ok := leadText[string(k)]; ok {
+				f.putText(ld, col, val)
+			}
 		}
 	})
 	p.leadID = leadID
@@ -581,6 +543,26 @@ func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 			}
 		}
 	}
+}
+
+// leadText maps the keys of a lead object, in both casings and from both the lead extractor and the lead
+// database, to the lead's text columns. ("employees" is a range such as "51-200", text by design.)
+var leadText = map[string]int{
+	"linkedin_identifier": ldLinkedinIdentifier, "linkedinIdentifier": ldLinkedinIdentifier,
+	"linkedin_url": ldLinkedinURL, "linkedinUrl": ldLinkedinURL,
+	"first_name": ldFirstName, "firstName": ldFirstName,
+	"last_name": ldLastName, "lastName": ldLastName,
+	"full_name": ldFullName, "fullName": ldFullName, "name": ldFullName,
+	"headline": ldHeadline, "summary": ldSummary, "about": ldSummary,
+	"location": ldLocation, "city": ldCity, "country": ldCountry,
+	"profile_picture_url": ldProfilePictureURL, "profilePictureUrl": ldProfilePictureURL,
+	"company": ldCompany, "company_name": ldCompany, "companyName": ldCompany,
+	"job_position": ldJobPosition, "jobPosition": ldJobPosition,
+	"job_title": ldJobTitle, "jobTitle": ldJobTitle, "title": ldJobTitle,
+	"industry": ldIndustry, "seniority": ldSeniority,
+	"company_linkedin_url": ldCompanyLinkedinURL, "companyLinkedinUrl": ldCompanyLinkedinURL,
+	"website": ldWebsite, "employees": ldEmployees, "company_size": ldEmployees, "companySize": ldEmployees,
+	"email": ldEmail, "phone": ldPhone,
 }
 
 // childTable describes the rows made from a lead's experience or education array: which table, where the key
