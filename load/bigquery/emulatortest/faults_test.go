@@ -1,0 +1,108 @@
+package emulatortest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/api/option"
+
+	"sendpilot-loader/load"
+	"sendpilot-loader/load/bigquery"
+)
+
+// faultProxy sits between the client and the emulator and injects what the emulator cannot show: 5xx and 429
+// answers to job requests, and the 409 BigQuery gives when a job ID is reused (the emulator answers 500). It is
+// a fake for fault injection only; the data path is the real emulator.
+type faultProxy struct {
+	failures atomic.Int64 // job inserts to answer with status, before forwarding anything
+	status   int
+	conflict atomic.Int64 // job inserts to forward and then answer 409, as if a retried request found its job
+	inserts  atomic.Int64
+}
+
+func (f *faultProxy) start(t *testing.T, target string) []option.ClientOption {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		insert := r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/jobs")
+		if insert {
+			f.inserts.Add(1)
+			if f.failures.Add(-1) >= 0 {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(f.status)
+				fmt.Fprintf(w, `{"error":{"code":%d,"message":"injected","errors":[{"reason":"backendError","message":"injected"}]}}`, f.status)
+				return
+			}
+			if f.conflict.Add(-1) >= 0 {
+				rec := httptest.NewRecorder()
+				rp.ServeHTTP(rec, r)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusConflict)
+				fmt.Fprint(w, `{"error":{"code":409,"message":"Already Exists: Job","errors":[{"reason":"duplicate","message":"Already Exists"}]}}`)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return []option.ClientOption{option.WithEndpoint(srv.URL), option.WithoutAuthentication()}
+}
+
+// 500 and 429 answers fail the load without losing or doubling anything; the next try finishes the batch and
+// a 409 for a job that the failed request did create makes the warehouse wait on that job, not rerun it.
+func TestTransientFaultsAndReusedJobIDs(t *testing.T) {
+	for _, status := range []int{http.StatusInternalServerError, http.StatusTooManyRequests} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			direct, endpoint := emulator(t)
+			proxy := &faultProxy{status: status}
+			opts := proxy.start(t, endpoint)
+			w, err := bigquery.New(context.Background(), bigquery.Config{Project: project, Dataset: dataset, SingleRequestUpload: true, UploadAttempts: 1}, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			ctx := context.Background()
+			if err := w.Ensure(ctx); err != nil {
+				t.Fatal(err)
+			}
+			b := batchFrom(t, "inst-0000000001-0000000002", evA, evB)
+			proxy.failures.Store(2)
+			if _, err := w.Load(ctx, b); err == nil || errors.Is(err, load.ErrRejected) {
+				t.Fatalf("load during injected %d: %v, want a transient error", status, err)
+			}
+			proxy.conflict.Store(3)
+			for attempt := 0; ; attempt++ {
+				_, err := w.Load(ctx, b)
+				if err == nil {
+					break
+				}
+				if attempt == 5 || errors.Is(err, load.ErrRejected) {
+					t.Fatalf("load after the fault: %v", err)
+				}
+			}
+			if proxy.conflict.Load() >= 0 {
+				t.Fatalf("the injected 409s were not all used (%d left)", proxy.conflict.Load())
+			}
+			for q, want := range map[string]string{
+				"SELECT COUNT(*) FROM sendpilot.events":     "2",
+				"SELECT COUNT(*) FROM sendpilot.leads":      "2",
+				"SELECT COUNT(*) FROM sendpilot.experience": "2",
+			} {
+				if row := query(t, direct, q); fmt.Sprint(row[0]) != want {
+					t.Errorf("%s = %v, want %s", q, row, want)
+				}
+			}
+		})
+	}
+}
