@@ -22,6 +22,7 @@ import (
 // answers to job requests, and the 409 BigQuery gives when a job ID is reused (the emulator answers 500). It is
 // a fake for fault injection only; the data path is the real emulator.
 type faultProxy struct {
+	failAt   atomic.Int64 // the number of one job insert to answer with status (1 is the first); 0 for none
 	failures atomic.Int64 // job inserts to answer with status, before forwarding anything
 	status   int
 	conflict atomic.Int64 // job inserts to forward and then answer 409, as if a retried request found its job
@@ -37,8 +38,8 @@ func (f *faultProxy) start(t *testing.T, target string) []option.ClientOption {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		insert := r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/jobs")
 		if insert {
-			f.inserts.Add(1)
-			if f.failures.Add(-1) >= 0 {
+			n := f.inserts.Add(1)
+			if f.failures.Add(-1) >= 0 || n == f.failAt.Load() {
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(f.status)
 				fmt.Fprintf(w, `{"error":{"code":%d,"message":"injected","errors":[{"reason":"backendError","message":"injected"}]}}`, f.status)
@@ -102,6 +103,44 @@ func TestTransientFaultsAndReusedJobIDs(t *testing.T) {
 				if row := query(t, direct, q); fmt.Sprint(row[0]) != want {
 					t.Errorf("%s = %v, want %s", q, row, want)
 				}
+			}
+		})
+	}
+}
+
+// A load interrupted part way (here: an upload fails after other tables' jobs finished, as a crash would leave
+// it) resumes without running the finished jobs again: the retry finds them by their IDs. (Failed query job
+// inserts are retried inside the client library, so uploads are where a load stops.)
+func TestInterruptedLoadResumesWithoutRerunningJobs(t *testing.T) {
+	for _, failAt := range []int64{4, 7, 10} { // the uploads of leads, experience and education
+		t.Run(fmt.Sprint(failAt), func(t *testing.T) {
+			direct, endpoint := emulator(t)
+			proxy := &faultProxy{status: http.StatusServiceUnavailable}
+			opts := proxy.start(t, endpoint)
+			w, err := bigquery.New(context.Background(), bigquery.Config{Project: project, Dataset: dataset, SingleRequestUpload: true, UploadAttempts: 1}, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			ctx := context.Background()
+			if err := w.Ensure(ctx); err != nil {
+				t.Fatal(err)
+			}
+			b := batchFrom(t, "inst-0000000003-0000000003", evA, evB)
+			proxy.failAt.Store(failAt)
+			if _, err := w.Load(ctx, b); err == nil {
+				t.Fatalf("load with insert %d failing succeeded", failAt)
+			}
+			before := proxy.inserts.Load()
+			if _, err := w.Load(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			// events, leads, experience and education have rows: 4 tables x 3 jobs, of which before-1 had run.
+			if reran := proxy.inserts.Load() - before; reran != 12-(before-1) {
+				t.Errorf("the retry inserted %d jobs, want %d (only the ones not done yet)", reran, 12-(before-1))
+			}
+			if row := query(t, direct, "SELECT COUNT(*) FROM sendpilot.leads"); fmt.Sprint(row[0]) != "2" {
+				t.Errorf("leads = %v, want 2", row)
 			}
 		})
 	}
