@@ -330,7 +330,9 @@ func (l *Loader) loadStep(ctx context.Context, m *Manifest, warehouse func() (Wa
 		if err == nil {
 			m.Inserted, m.Error = res.Inserted, ""
 			for t, n := range res.Inserted {
-				l.m.rows.WithLabelValues(t).Add(float64(n))
+				if n > 0 { // -1: the warehouse could not tell
+					l.m.rows.WithLabelValues(t).Add(float64(n))
+				}
 			}
 			l.m.batches.WithLabelValues("loaded").Inc()
 			l.log.Info("loaded batch", "batch", m.ID, "rows", m.Rows, "inserted", m.Inserted)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"sendpilot-loader/extract/buffer"
 	"sendpilot-loader/extract/envelope"
 	"sendpilot-loader/load"
@@ -294,3 +296,27 @@ func TestSchedulerSkipsOverlappingRuns(t *testing.T) {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// uncounted stands for a warehouse that cannot say how many rows were new (BigQuery's emulator, for one).
+type uncounted struct{ load.Warehouse }
+
+func (u uncounted) Load(ctx context.Context, b load.Batch) (load.LoadResult, error) {
+	_, err := u.Warehouse.Load(ctx, b)
+	return load.LoadResult{Inserted: map[string]int64{"events": -1}}, err
+}
+
+func TestUnknownInsertCountsDoNotBreakMetrics(t *testing.T) {
+	e := newEnv(t)
+	writeSegment(t, e.dataDir, 1, event("evt_1"))
+	l, err := load.New(load.Options{
+		DataDir:    e.dataDir,
+		Warehouse:  func() (load.Warehouse, error) { return uncounted{duckdb.New(e.dbPath)}, nil },
+		Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
