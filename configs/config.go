@@ -55,6 +55,9 @@ type BigQuery struct {
 	Dataset string `yaml:"dataset"`
 	// Location of the dataset and jobs, e.g. US or europe-west1; empty lets BigQuery choose.
 	Location string `yaml:"location"`
+	// Bucket, when set, stages Parquet files in this Cloud Storage bucket and loads them from there (retried by
+	// the client library); otherwise files are uploaded with each load job.
+	Bucket string `yaml:"bucket"`
 }
 
 // Load configures batch loads into the warehouse.

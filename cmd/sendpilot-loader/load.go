@@ -44,6 +44,7 @@ func openWarehouse(cfg configs.Config) (load.Warehouse, error) {
 	}
 	return bigquery.New(context.Background(), bigquery.Config{
 		Project: cfg.BigQuery.Project, Dataset: cfg.BigQuery.Dataset, Location: cfg.BigQuery.Location,
+		Bucket: cfg.BigQuery.Bucket,
 	})
 }
 

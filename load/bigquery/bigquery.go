@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -28,6 +29,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 
@@ -48,6 +50,12 @@ type Config struct {
 	UploadAttempts int
 	// Backoff is the first wait between upload attempts (default 1 s), doubled each time.
 	Backoff time.Duration
+	// Bucket, when set, stages each Parquet file as gs://<Bucket>/<Prefix>/<batch>/<table>.parquet and loads
+	// from there: the client library retries load jobs whose data is in GCS. The objects are deleted after the
+	// merge. The storage client honours STORAGE_EMULATOR_HOST.
+	Bucket string
+	// Prefix is the object name prefix under Bucket (default "sendpilot-loader").
+	Prefix string
 }
 
 // naturalKeys are the dedup keys of each table.
@@ -73,6 +81,7 @@ type Warehouse struct {
 	final   map[string]bigquery.Schema // JSON columns typed JSON
 	staging map[string]bigquery.Schema // JSON columns typed STRING
 	columns map[string][]sqlfiles.Column
+	gcs     *storage.Client // nil unless Config.Bucket is set
 }
 
 var _ load.Warehouse = (*Warehouse)(nil)
@@ -88,12 +97,21 @@ func New(ctx context.Context, cfg Config, opts ...option.ClientOption) (*Warehou
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = time.Second
 	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "sendpilot-loader"
+	}
 	c, err := bigquery.NewClient(ctx, cfg.Project, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect bigquery: %w", err)
 	}
 	c.Location = cfg.Location
 	w := &Warehouse{c: c, cfg: cfg, final: map[string]bigquery.Schema{}, staging: map[string]bigquery.Schema{}}
+	if cfg.Bucket != "" {
+		if w.gcs, err = storage.NewClient(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("connect cloud storage: %w", err)
+		}
+	}
 	w.columns, err = sqlfiles.Tables("bigquery/tables.sql")
 	if err != nil {
 		c.Close()
@@ -147,7 +165,12 @@ func schemaOf(cols []sqlfiles.Column, staging bool) (bigquery.Schema, error) {
 func (w *Warehouse) Name() string { return "bigquery:" + w.cfg.Project + "." + w.cfg.Dataset }
 
 // Close implements load.Warehouse.
-func (w *Warehouse) Close() error { return w.c.Close() }
+func (w *Warehouse) Close() error {
+	if w.gcs != nil {
+		w.gcs.Close()
+	}
+	return w.c.Close()
+}
 
 // Ensure implements load.Warehouse: it creates the dataset and the tables (day-partitioned on occurred_at and
 // clustered) when they are missing. The columns come from sql/bigquery/tables.sql.
@@ -202,7 +225,12 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 			continue
 		}
 		stage, dedup := stageTable(t, b.ID), dedupTable(t, b.ID)
-		if _, err := w.job(ctx, b.ID, t, "stage", func(id string) (*bigquery.Job, error) { return w.upload(ctx, id, ds.Table(stage), t, b.Files[t]) }); err != nil {
+		if _, err := w.job(ctx, b.ID, t, "stage", func(id string) (*bigquery.Job, error) {
+			if w.gcs != nil {
+				return w.loadFromGCS(ctx, id, ds.Table(stage), t, b)
+			}
+			return w.upload(ctx, id, ds.Table(stage), t, b.Files[t])
+		}); err != nil {
 			return res, err
 		}
 		if _, err := w.job(ctx, b.ID, t, "dedup", func(id string) (*bigquery.Job, error) {
@@ -228,11 +256,66 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 			}
 		}
 	}
-	for _, t := range transform.Tables { // helper tables are only a cost now; a failure here is harmless
+	for _, t := range transform.Tables { // helper tables and objects are only a cost now; a failure here is harmless
 		ds.Table(stageTable(t, b.ID)).Delete(ctx)
 		ds.Table(dedupTable(t, b.ID)).Delete(ctx)
+		if w.gcs != nil && b.Rows[t] > 0 {
+			w.gcs.Bucket(w.cfg.Bucket).Object(w.objectName(b.ID, t)).Delete(ctx)
+		}
 	}
 	return res, nil
+}
+
+func (w *Warehouse) objectName(batch, table string) string {
+	return w.cfg.Prefix + "/" + batch + "/" + table + ".parquet"
+}
+
+// loadFromGCS copies a Parquet file to the staging bucket (retrying the copy, which the storage client does not
+// retry for an object without preconditions) and starts the load job from there.
+func (w *Warehouse) loadFromGCS(ctx context.Context, id string, dst *bigquery.Table, table string, b load.Batch) (*bigquery.Job, error) {
+	name := w.objectName(b.ID, table)
+	wait := w.cfg.Backoff
+	for attempt := 1; ; attempt++ {
+		err := w.copyToGCS(ctx, b.Files[table], name)
+		if err == nil {
+			break
+		}
+		if attempt >= w.cfg.UploadAttempts || ctx.Err() != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+	src := bigquery.NewGCSReference("gs://" + w.cfg.Bucket + "/" + name)
+	src.SourceFormat = bigquery.Parquet
+	src.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
+	src.Schema = w.staging[table]
+	l := dst.LoaderFrom(src)
+	l.JobID, l.Location = id, w.cfg.Location
+	l.WriteDisposition, l.CreateDisposition = bigquery.WriteTruncate, bigquery.CreateIfNeeded
+	return l.Run(ctx)
+}
+
+func (w *Warehouse) copyToGCS(ctx context.Context, path, name string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	ow := w.gcs.Bucket(w.cfg.Bucket).Object(name).NewWriter(ctx)
+	ow.ContentType = "application/vnd.apache.parquet"
+	if _, err := io.Copy(ow, f); err != nil {
+		ow.Close()
+		return fmt.Errorf("upload gs://%s/%s: %w", w.cfg.Bucket, name, err)
+	}
+	if err := ow.Close(); err != nil {
+		return fmt.Errorf("upload gs://%s/%s: %w", w.cfg.Bucket, name, err)
+	}
+	return nil
 }
 
 // upload starts the load job that puts a Parquet file into a staging table, retrying the upload itself.
