@@ -442,52 +442,57 @@ func (w *Warehouse) classify(err error) error {
 	return err
 }
 
-// permanent reports errors about the data or the statement, which the same batch will meet again.
-func permanent(err error) bool {
+// Reasons BigQuery gives for errors worth retrying, and for errors about the batch or statement itself.
+var (
+	retryReasons = map[string]bool{"backendError": true, "rateLimitExceeded": true, "quotaExceeded": true, "internalError": true}
+	badReasons   = map[string]bool{"invalid": true, "invalidQuery": true}
+)
+
+type errKind int
+
+const (
+	otherError     errKind = iota
+	transientError         // 5xx, 429, rate and quota limits, network failures: retry
+	permanentError         // the data or the statement: the same batch will fail again
+)
+
+func kindOf(err error) errKind {
+	reason := func(r string) errKind {
+		switch {
+		case retryReasons[r]:
+			return transientError
+		case badReasons[r]:
+			return permanentError
+		}
+		return otherError
+	}
 	var ge *googleapi.Error
 	if errors.As(err, &ge) {
 		if ge.Code >= 500 || ge.Code == http.StatusTooManyRequests {
-			return false
+			return transientError
 		}
 		for _, e := range ge.Errors {
-			if e.Reason == "invalid" || e.Reason == "invalidQuery" {
-				return true
+			if k := reason(e.Reason); k != otherError {
+				return k
 			}
 		}
-		return ge.Code == http.StatusBadRequest
+		if ge.Code == http.StatusBadRequest {
+			return permanentError
+		}
+		return otherError
 	}
 	var be *bigquery.Error
 	if errors.As(err, &be) {
-		return be.Reason == "invalid" || be.Reason == "invalidQuery"
+		return reason(be.Reason)
 	}
-	return false
+	if errors.Is(err, context.Canceled) {
+		return otherError
+	}
+	return transientError
 }
 
-// transient reports errors worth retrying: 5xx, 429, rate and quota limits, and network failures.
-func transient(err error) bool {
-	var ge *googleapi.Error
-	if errors.As(err, &ge) {
-		if ge.Code >= 500 || ge.Code == http.StatusTooManyRequests {
-			return true
-		}
-		for _, e := range ge.Errors {
-			switch e.Reason {
-			case "backendError", "rateLimitExceeded", "quotaExceeded", "internalError":
-				return true
-			}
-		}
-		return false
-	}
-	var be *bigquery.Error
-	if errors.As(err, &be) {
-		switch be.Reason {
-		case "backendError", "rateLimitExceeded", "quotaExceeded", "internalError":
-			return true
-		}
-		return false
-	}
-	return !errors.Is(err, context.Canceled)
-}
+func permanent(err error) bool { return kindOf(err) == permanentError }
+func transient(err error) bool { return kindOf(err) == transientError }
 
 func isStatus(err error, code int) bool {
 	var ge *googleapi.Error
