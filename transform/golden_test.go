@@ -113,3 +113,35 @@ func TestDeterministicOutputAndGzipInput(t *testing.T) {
 		t.Errorf("counts = %+v, want 1050 events and 150 quarantined", one.Counts)
 	}
 }
+
+// A .json file may hold an array of events, one pretty-printed event, or several events in a row; a broken
+// tail is quarantined, not dropped.
+func TestJSONFileInputs(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"array.json":  "[\n" + `{"eventId":"a1","eventType":"message.sent","data":{}},` + "\n" + `{"eventId":"a2","eventType":"lead.updated","data":{}}` + "\n]",
+		"pretty.json": "{\n  \"eventId\": \"p1\",\n  \"eventType\": \"campaign.started\",\n  \"data\": {\"campaignName\": \"x\"}\n}\n",
+		"stream.json": `{"eventId":"s1","data":{}} {"eventId":"s2","data":{}}`,
+		"broken.json": `[{"eventId":"b1","data":{}}, {"eventId": oops}, {"eventId":"b3"}]`,
+	}
+	var paths []string
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o644)
+		paths = append(paths, p)
+	}
+	res, err := Files(context.Background(), paths, filepath.Join(dir, "out"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := ReadParquetJSON(res.Table(TableEvents).Path)
+	for _, id := range []string{"a1", "a2", "p1", "s1", "s2", "b1"} {
+		if !bytes.Contains(rows, []byte(`"event_id":"`+id+`"`)) {
+			t.Errorf("event %s missing", id)
+		}
+	}
+	q, _ := os.ReadFile(res.QuarantinePath)
+	if res.Counts.Events != 6 || res.Counts.Quarantined != 1 || !bytes.Contains(q, []byte("oops")) || !bytes.Contains(q, []byte("b3")) {
+		t.Errorf("counts %+v, quarantine %s", res.Counts, q)
+	}
+}

@@ -13,8 +13,10 @@
 package transform
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -265,6 +267,9 @@ func readFileChunks(ctx context.Context, path string, size int, emit func(*chunk
 		defer gz.Close()
 		r = gz
 	}
+	if strings.HasSuffix(strings.TrimSuffix(path, ".gz"), ".json") {
+		return readJSONValues(ctx, r, path, size, emit)
+	}
 	// Read straight into chunk buffers and cut each at its last newline; the partial line after it starts the
 	// next chunk. A line longer than the buffer grows it.
 	line := int64(1)
@@ -297,5 +302,75 @@ func readFileChunks(ctx context.Context, path string, size int, emit func(*chunk
 		if eof {
 			return nil
 		}
+	}
+}
+
+// readJSONValues reads a .json file: a JSON array of events, one (possibly pretty-printed) event, or several
+// events one after another. Each value becomes one line, numbered by its position in the file (the first is 1).
+// If the file stops being valid JSON, the rest of it becomes one last line, which the flattener quarantines,
+// so nothing is dropped.
+func readJSONValues(ctx context.Context, r io.Reader, path string, size int, emit func(*chunk) bool) error {
+	br := bufio.NewReaderSize(r, 1<<20)
+	dec := json.NewDecoder(br)
+	inArray := false
+	if b, err := peekNonSpace(br); err == nil && b == '[' {
+		if _, err := dec.Token(); err == nil {
+			inArray = true
+		}
+	}
+	c := &chunk{file: path, firstLine: 1, done: make(chan chunkResult, 1)}
+	next := int64(1)
+	flush := func() bool {
+		if len(c.data) == 0 {
+			return true
+		}
+		if ctx.Err() != nil || !emit(c) {
+			return false
+		}
+		c = &chunk{file: path, firstLine: next, done: make(chan chunkResult, 1)}
+		return true
+	}
+	for {
+		if inArray && !dec.More() {
+			break
+		}
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			rest, _ := io.ReadAll(io.MultiReader(dec.Buffered(), br))
+			c.data = append(c.data, bytes.ReplaceAll(rest, []byte{'\n'}, []byte{' '})...)
+			c.data = append(c.data, '\n')
+			next++
+			break
+		}
+		var line bytes.Buffer
+		json.Compact(&line, raw)
+		c.data = append(append(c.data, line.Bytes()...), '\n')
+		next++
+		if len(c.data) >= size && !flush() {
+			return ctx.Err()
+		}
+	}
+	if !flush() {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// peekNonSpace returns the first byte that is not JSON white space, without consuming it.
+func peekNonSpace(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return b, br.UnreadByte()
 	}
 }
