@@ -25,6 +25,7 @@ type flattener struct {
 	scratch       []byte
 	extra         []byte
 	stats         Counts
+	keep          func(canonical, raw string, occurred int64, ok bool) bool
 }
 
 // Counts tallies what a run read and produced.
@@ -32,6 +33,7 @@ type Counts struct {
 	Lines       int64 // non-empty input lines
 	Events      int64 // rows in events
 	Quarantined int64 // lines written to quarantine
+	Filtered    int64 // events left out by Options.Keep
 	// MinOccurred and MaxOccurred bound events.occurred_at in Unix microseconds (0 when no event had one);
 	// NoOccurred counts events without one. Loaders use them to prune the partitions a merge touches.
 	MinOccurred, MaxOccurred int64
@@ -42,6 +44,7 @@ func (c *Counts) add(o Counts) {
 	c.Lines += o.Lines
 	c.Events += o.Events
 	c.Quarantined += o.Quarantined
+	c.Filtered += o.Filtered
 	c.NoOccurred += o.NoOccurred
 	c.observe(o.MinOccurred)
 	c.observe(o.MaxOccurred)
@@ -248,6 +251,10 @@ func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelop
 	occurred, hasOccurred := int64(0), false
 	if tsV != nil {
 		occurred, hasOccurred = timeOf(tsV)
+	}
+	if f.keep != nil && !f.keep(canonical, string(rawType), occurred, hasOccurred) {
+		f.stats.Filtered++
+		return
 	}
 
 	ev := f.tables[0]

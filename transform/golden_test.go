@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -143,5 +144,24 @@ func TestJSONFileInputs(t *testing.T) {
 	q, _ := os.ReadFile(res.QuarantinePath)
 	if res.Counts.Events != 6 || res.Counts.Quarantined != 1 || !bytes.Contains(q, []byte("oops")) || !bytes.Contains(q, []byte("b3")) {
 		t.Errorf("counts %+v, quarantine %s", res.Counts, q)
+	}
+}
+
+func TestKeepFilters(t *testing.T) {
+	out := t.TempDir()
+	keep := func(canonical, raw string, occurred int64, ok bool) bool {
+		return canonical == "reply.received" && ok && occurred < time.Date(2024, 2, 24, 14, 0, 0, 0, time.UTC).UnixMicro()
+	}
+	res, err := Files(context.Background(), []string{"testdata/all-events.ndjson"}, out, Options{Keep: keep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// reply.received and its old name message.received, at 14:30Z and 13:30Z: only the earlier one is kept.
+	rows, _ := ReadParquetJSON(res.Table(TableEvents).Path)
+	if res.Counts.Events != 1 || res.Counts.Filtered != 20 || !bytes.Contains(rows, []byte("evt_1708456789123_msgrecv")) {
+		t.Errorf("counts %+v, rows %s", res.Counts, rows)
+	}
+	if res.Table(TableLeads).Rows != 0 {
+		t.Errorf("leads of filtered events were written")
 	}
 }

@@ -45,6 +45,10 @@ type Options struct {
 	RowGroupBytes int64
 	// Allocator for Arrow buffers (default: a pool that recycles buffers between chunks).
 	Allocator memory.Allocator
+	// Keep, if set, decides which events to write (backfill filters): it gets the canonical and the raw event
+	// name and occurred_at in Unix microseconds (ok false when the event has none). Events it drops, with
+	// their leads and children, are counted in Counts.Filtered.
+	Keep func(canonical, raw string, occurred int64, ok bool) bool
 	// Progress, if set, is called after each chunk is written with the input bytes consumed so far.
 	Progress func(bytesRead int64, counts Counts)
 }
@@ -129,6 +133,7 @@ func Files(ctx context.Context, paths []string, outDir string, opts Options) (Re
 	for range opts.Workers {
 		go func() {
 			f := newFlattener(opts.Allocator)
+			f.keep = opts.Keep
 			defer f.release()
 			for c := range work {
 				c.done <- f.process(c)
