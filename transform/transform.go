@@ -114,6 +114,25 @@ type chunkResult struct {
 // to temporary names and renamed only when complete, so a failed or cancelled run leaves no partial file under
 // a final name.
 func Files(ctx context.Context, paths []string, outDir string, opts Options) (Result, error) {
+	srcs := make([]Source, len(paths))
+	for i, p := range paths {
+		srcs[i] = Source{Path: p}
+	}
+	return Sources(ctx, srcs, outDir, opts)
+}
+
+// Source is one input of a run: a whole file, or a byte range of an uncompressed NDJSON file that starts at
+// the beginning of a line (backfills split big files so they can resume part way).
+type Source struct {
+	Path string
+	// Offset and Length select a byte range; Length 0 means to the end. Only for plain NDJSON files.
+	Offset, Length int64
+	// FirstLine is the line number of the range's first line (default 1), for lineage and quarantine.
+	FirstLine int64
+}
+
+// Sources is Files for whole files and file ranges.
+func Sources(ctx context.Context, srcs []Source, outDir string, opts Options) (Result, error) {
 	opts.defaults()
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return Result{}, fmt.Errorf("create output dir: %w", err)
@@ -146,7 +165,7 @@ func Files(ctx context.Context, paths []string, outDir string, opts Options) (Re
 	go func() {
 		defer close(order)
 		defer close(work)
-		readErr <- readChunks(ctx, paths, opts.ChunkBytes, func(c *chunk) bool {
+		readErr <- readChunks(ctx, srcs, opts.ChunkBytes, func(c *chunk) bool {
 			select {
 			case order <- c:
 			case <-ctx.Done():
@@ -248,22 +267,31 @@ func (f *flattener) process(c *chunk) chunkResult {
 }
 
 // readChunks cuts each file into chunks of whole lines of about size bytes and hands them to emit in order.
-func readChunks(ctx context.Context, paths []string, size int, emit func(*chunk) bool) error {
-	for _, path := range paths {
-		if err := readFileChunks(ctx, path, size, emit); err != nil {
+func readChunks(ctx context.Context, srcs []Source, size int, emit func(*chunk) bool) error {
+	for _, src := range srcs {
+		if err := readFileChunks(ctx, src, size, emit); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func readFileChunks(ctx context.Context, path string, size int, emit func(*chunk) bool) error {
+func readFileChunks(ctx context.Context, src Source, size int, emit func(*chunk) bool) error {
+	path := src.Path
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open input: %w", err)
 	}
 	defer f.Close()
 	var r io.Reader = f
+	if src.Offset > 0 {
+		if _, err := f.Seek(src.Offset, io.SeekStart); err != nil {
+			return fmt.Errorf("seek input %s: %w", path, err)
+		}
+	}
+	if src.Length > 0 {
+		r = io.LimitReader(f, src.Length)
+	}
 	if strings.HasSuffix(path, ".gz") {
 		gz, err := gzip.NewReader(f)
 		if err != nil {
@@ -277,7 +305,7 @@ func readFileChunks(ctx context.Context, path string, size int, emit func(*chunk
 	}
 	// Read straight into chunk buffers and cut each at its last newline; the partial line after it starts the
 	// next chunk. A line longer than the buffer grows it.
-	line := int64(1)
+	line := max(src.FirstLine, 1)
 	var carry []byte
 	for {
 		buf := make([]byte, len(carry), max(size, 2*len(carry)))

@@ -36,6 +36,7 @@ func commands() []command {
 		{"transform", "turn buffer segments or event files into Parquet tables, to inspect them", runTransform},
 		{"load", "load pending sealed segments into the warehouse now (one batch) and exit", runLoad},
 		{"status", "show pending segments, the oldest pending event and the last batch", runStatus},
+		{"backfill", "replay archived or exported payload files into the warehouse, resumably", runBackfill},
 	}
 }
 

@@ -1,0 +1,295 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"sendpilot-loader/extract/buffer"
+	"sendpilot-loader/transform"
+)
+
+// BackfillOptions configure one backfill run.
+type BackfillOptions struct {
+	// Files are the input files (already expanded from directories and globs), in order.
+	Files []string
+	// Keep filters events (see transform.Options.Keep); nil keeps all.
+	Keep func(canonical, raw string, occurred int64, ok bool) bool
+	// Filter describes Keep for the checkpoint: a run with other filters is another run.
+	Filter string
+	// DryRun transforms the inputs and reports counts without loading anything.
+	DryRun bool
+	// Restart forgets the checkpoint of this run and starts over.
+	Restart bool
+	// PartBytes splits plain NDJSON files into parts of about this size (default MaxBatchBytes / 4), each
+	// checkpointed, so an interrupted run resumes inside a big file.
+	PartBytes int64
+	// Progress, if set, is called as parts finish with the input bytes done and the total.
+	Progress func(done, total int64, counts transform.Counts)
+}
+
+// BackfillReport says what a backfill did.
+type BackfillReport struct {
+	Parts, SkippedParts int   // parts processed now, and parts a previous run had finished
+	Bytes               int64 // input bytes processed now
+	Counts              transform.Counts
+	Rows                map[string]int64 // rows written per table (before dedup)
+	Inserted            map[string]int64 // rows new to the warehouse per table (-1: the warehouse cannot tell)
+	QuarantineFiles     []string
+}
+
+// part is a checkpointed unit of a backfill: a whole file or a line-aligned range of one.
+type part struct {
+	transform.Source
+	Size int64 `json:"size"`
+	Done bool  `json:"done"`
+}
+
+// checkpoint is the on-disk progress of a backfill run, in state/backfill/<run>.json.
+type checkpoint struct {
+	Run   string    `json:"run"`
+	Parts []part    `json:"parts"`
+	Start time.Time `json:"started_at"`
+}
+
+// Backfill replays archived or exported payload files through the same transform and warehouse load as the
+// scheduled loads: the natural keys make it idempotent, so overlapping backfills and loads add no duplicate
+// rows. Progress is checkpointed after each batch of parts; the same command resumes where an interrupted run
+// stopped. It holds the data directory's load lock for the whole run.
+func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillReport, error) {
+	rep := BackfillReport{Rows: map[string]int64{}, Inserted: map[string]int64{}}
+	unlock, err := lockFile(filepath.Join(l.dirs.state, "load.lock"))
+	if err != nil {
+		return rep, err
+	}
+	defer unlock()
+	if opts.PartBytes <= 0 {
+		opts.PartBytes = max(l.opts.MaxBatchBytes/4, 1<<20)
+	}
+	cp, cpPath, err := l.backfillCheckpoint(opts)
+	if err != nil {
+		return rep, err
+	}
+	var total, done int64
+	for _, p := range cp.Parts {
+		total += p.Size
+		if p.Done {
+			done += p.Size
+			rep.SkippedParts++
+		}
+	}
+	var wh Warehouse
+	defer func() {
+		if wh != nil {
+			wh.Close()
+		}
+	}()
+	// Group the unfinished parts into batches of about MaxBatchBytes; the grouping only depends on the
+	// checkpoint, so a resumed run forms the same batches with the same IDs.
+	for i := 0; i < len(cp.Parts); {
+		if cp.Parts[i].Done {
+			i++
+			continue
+		}
+		j, size := i, int64(0)
+		for j < len(cp.Parts) && !cp.Parts[j].Done && (j == i || size+cp.Parts[j].Size <= l.opts.MaxBatchBytes) {
+			size += cp.Parts[j].Size
+			j++
+		}
+		id := fmt.Sprintf("bf-%s-%06d-%06d", cp.Run, i, j-1)
+		if err := l.backfillBatch(ctx, id, cp.Parts[i:j], opts, &wh, &rep); err != nil {
+			return rep, err
+		}
+		for k := i; k < j; k++ {
+			cp.Parts[k].Done = !opts.DryRun
+			done += cp.Parts[k].Size
+			rep.Bytes += cp.Parts[k].Size
+			rep.Parts++
+		}
+		if !opts.DryRun {
+			if err := saveJSON(cpPath, cp); err != nil {
+				return rep, err
+			}
+		}
+		if opts.Progress != nil {
+			opts.Progress(done, total, rep.Counts)
+		}
+		i = j
+	}
+	return rep, nil
+}
+
+// backfillBatch transforms and loads one batch of parts.
+func (l *Loader) backfillBatch(ctx context.Context, id string, parts []part, opts BackfillOptions, wh *Warehouse, rep *BackfillReport) error {
+	dir := filepath.Join(l.dirs.state, "backfill", id)
+	defer os.RemoveAll(dir)
+	srcs := make([]transform.Source, len(parts))
+	for i, p := range parts {
+		srcs[i] = p.Source
+	}
+	topts := l.opts.Transform
+	topts.Keep = opts.Keep
+	res, err := transform.Sources(ctx, srcs, dir, topts)
+	if err != nil {
+		return fmt.Errorf("transform backfill batch %s: %w", id, err)
+	}
+	rep.Counts.Lines += res.Counts.Lines
+	rep.Counts.Events += res.Counts.Events
+	rep.Counts.Quarantined += res.Counts.Quarantined
+	rep.Counts.Filtered += res.Counts.Filtered
+	b := Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}, HasNullOccurred: res.Counts.NoOccurred > 0}
+	if res.Counts.MinOccurred != 0 {
+		b.MinOccurred, b.MaxOccurred = time.UnixMicro(res.Counts.MinOccurred).UTC(), time.UnixMicro(res.Counts.MaxOccurred).UTC()
+	}
+	for _, t := range res.Tables {
+		b.Files[t.Table], b.Rows[t.Table] = t.Path, t.Rows
+		rep.Rows[t.Table] += t.Rows
+	}
+	if res.Counts.Quarantined > 0 && !opts.DryRun {
+		dst := filepath.Join(l.dirs.quarantine, id+".ndjson")
+		raw, err := os.ReadFile(res.QuarantinePath)
+		if err != nil {
+			return fmt.Errorf("read quarantine output: %w", err)
+		}
+		if err := buffer.WriteFileAtomic(dst, raw, 0o644); err != nil {
+			return fmt.Errorf("keep quarantine output: %w", err)
+		}
+		rep.QuarantineFiles = append(rep.QuarantineFiles, dst)
+	}
+	if opts.DryRun {
+		return nil
+	}
+	if *wh == nil {
+		w, err := l.opts.Warehouse()
+		if err == nil {
+			err = w.Ensure(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("prepare warehouse: %w", err)
+		}
+		*wh = w
+	}
+	wait := l.opts.Backoff
+	for attempt := 1; ; attempt++ {
+		lr, err := (*wh).Load(ctx, b)
+		if err == nil {
+			for t, n := range lr.Inserted {
+				if n < 0 || rep.Inserted[t] < 0 {
+					rep.Inserted[t] = -1
+				} else {
+					rep.Inserted[t] += n
+				}
+			}
+			l.after(&Manifest{ID: id, Step: StepLoaded})
+			return nil
+		}
+		if errors.Is(err, ErrRejected) || attempt >= l.opts.Attempts || ctx.Err() != nil {
+			return fmt.Errorf("load backfill batch %s: %w", id, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// backfillCheckpoint loads the run's checkpoint, or plans the parts of a new run. A run is named by its inputs
+// and filters, so the same command finds its own checkpoint.
+func (l *Loader) backfillCheckpoint(opts BackfillOptions) (*checkpoint, string, error) {
+	h := sha256.New()
+	for _, f := range opts.Files {
+		abs, _ := filepath.Abs(f)
+		fmt.Fprintln(h, abs)
+	}
+	fmt.Fprintln(h, opts.Filter, opts.DryRun)
+	run := hex.EncodeToString(h.Sum(nil))[:12]
+	path := filepath.Join(l.dirs.state, "backfill", run+".json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, "", fmt.Errorf("create backfill state dir: %w", err)
+	}
+	if !opts.Restart && !opts.DryRun {
+		if raw, err := os.ReadFile(path); err == nil {
+			var cp checkpoint
+			if err := json.Unmarshal(raw, &cp); err != nil {
+				return nil, "", fmt.Errorf("parse backfill checkpoint %s: %w", path, err)
+			}
+			return &cp, path, nil
+		}
+	}
+	cp := &checkpoint{Run: run, Start: l.opts.Now().UTC()}
+	for _, f := range opts.Files {
+		parts, err := splitFile(f, opts.PartBytes)
+		if err != nil {
+			return nil, "", err
+		}
+		cp.Parts = append(cp.Parts, parts...)
+	}
+	if !opts.DryRun {
+		if err := saveJSON(path, cp); err != nil {
+			return nil, "", err
+		}
+	}
+	return cp, path, nil
+}
+
+// splitFile cuts a plain NDJSON file into line-aligned parts of about size bytes; other files are one part.
+func splitFile(path string, size int64) ([]part, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("stat input: %w", err)
+	}
+	whole := []part{{Source: transform.Source{Path: path}, Size: info.Size()}}
+	if strings.HasSuffix(path, ".gz") || strings.HasSuffix(path, ".json") || info.Size() <= size {
+		return whole, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open input: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var parts []part
+	var off, start, line int64 = 0, 0, 1
+	first := int64(1)
+	for {
+		b, err := r.ReadSlice('\n')
+		off += int64(len(b))
+		if len(b) > 0 && b[len(b)-1] == '\n' {
+			line++
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if off-start >= size || (errors.Is(err, io.EOF) && off > start) {
+			parts = append(parts, part{Source: transform.Source{Path: path, Offset: start, Length: off - start, FirstLine: first}, Size: off - start})
+			start, first = off, line
+		}
+		if errors.Is(err, io.EOF) {
+			return parts, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read input %s: %w", path, err)
+		}
+	}
+}
+
+func saveJSON(path string, v any) error {
+	raw, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
+	}
+	if err := buffer.WriteFileAtomic(path, append(raw, '\n'), 0o644); err != nil {
+		return fmt.Errorf("save %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
