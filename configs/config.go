@@ -67,6 +67,8 @@ type Load struct {
 	Schedule string `yaml:"schedule"`
 	// DuckDBPath is the local warehouse file; empty means <data_dir>/warehouse.duckdb.
 	DuckDBPath string `yaml:"duckdb_path"`
+	// DuckDBMemoryLimit caps DuckDB's memory during a load; 0 leaves DuckDB's default (80% of RAM).
+	DuckDBMemoryLimit ByteSize `yaml:"duckdb_memory_limit"`
 	// MaxBatchBytes bounds the segments one batch takes.
 	MaxBatchBytes ByteSize `yaml:"max_batch_bytes"`
 	// Attempts and Backoff: a failing load is tried this many times per run, waiting Backoff, then twice that.
@@ -148,10 +150,11 @@ func Defaults() Config {
 			MinFreeBytes:    256 * MiB,
 		},
 		Load: Load{
-			Schedule:      "@every 1m",
-			MaxBatchBytes: 4 * GiB,
-			Attempts:      3,
-			Backoff:       2 * time.Second,
+			Schedule:          "@every 1m",
+			MaxBatchBytes:     256 * MiB,
+			DuckDBMemoryLimit: 512 * MiB,
+			Attempts:          3,
+			Backoff:           2 * time.Second,
 		},
 		BigQuery: BigQuery{Dataset: "sendpilot"},
 	}

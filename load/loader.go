@@ -29,7 +29,7 @@ type Options struct {
 	DataDir string
 	// Warehouse returns the warehouse for one run; the loader closes it at the end of the run.
 	Warehouse func() (Warehouse, error)
-	// MaxBatchBytes bounds the segments one batch takes (default 4 GiB); at least one segment is always taken.
+	// MaxBatchBytes bounds the segments one batch takes (default 256 MiB); at least one segment is always taken.
 	MaxBatchBytes int64
 	// Attempts is how many times a run tries a failing load before leaving the batch for the next run
 	// (default 3); Backoff is the first wait between attempts, doubled each time (default 2 s).
@@ -63,7 +63,7 @@ type Loader struct {
 // batch and job IDs of replicas with separate data directories never collide).
 func New(opts Options) (*Loader, error) {
 	if opts.MaxBatchBytes <= 0 {
-		opts.MaxBatchBytes = 4 << 30
+		opts.MaxBatchBytes = 256 << 20
 	}
 	if opts.Attempts <= 0 {
 		opts.Attempts = 3

@@ -40,7 +40,9 @@ func newLoader(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, 
 // openWarehouse returns BigQuery when a project is configured, the local DuckDB file otherwise.
 func openWarehouse(cfg configs.Config) (load.Warehouse, error) {
 	if cfg.BigQuery.Project == "" {
-		return duckdb.New(cfg.DuckDBFile()), nil
+		w := duckdb.New(cfg.DuckDBFile())
+		w.MemoryLimit = int64(cfg.Load.DuckDBMemoryLimit)
+		return w, nil
 	}
 	return bigquery.New(context.Background(), bigquery.Config{
 		Project: cfg.BigQuery.Project, Dataset: cfg.BigQuery.Dataset, Location: cfg.BigQuery.Location,

@@ -3,8 +3,9 @@
 // DuckDB driver.
 //
 // A batch is loaded in one transaction that inserts each table's rows from the batch's Parquet file,
-// deduplicated inside the batch on the natural key and skipping keys already present (ON CONFLICT DO
-// NOTHING against the primary keys), and records the batch in _sendpilot_batches. A crash before the commit
+// deduplicated inside the batch on the natural key and skipping keys already present (an anti-join on the
+// key), and records the batch in _sendpilot_batches. One loader at a time holds the data directory's lock, so
+// no other writer can slip a key in between. A crash before the commit
 // leaves nothing; loading the batch again after the commit inserts nothing more.
 //
 // DuckDB lets one process write a database file at a time, so a Warehouse opens the file only for the
@@ -40,6 +41,9 @@ var naturalKeys = map[string]string{
 // Warehouse is a DuckDB database file.
 type Warehouse struct {
 	path string
+	// MemoryLimit caps DuckDB's buffer memory in bytes (0: DuckDB's default, 80% of RAM). Loads stream, so a
+	// limit only makes DuckDB spill sooner.
+	MemoryLimit int64
 	// BusyTimeout bounds how long Open waits for another process to release the file (default 30 s).
 	BusyTimeout time.Duration
 	db          *sql.DB
@@ -53,14 +57,22 @@ func New(path string) *Warehouse { return &Warehouse{path: path, BusyTimeout: 30
 // Name implements load.Warehouse.
 func (w *Warehouse) Name() string { return "duckdb:" + w.path }
 
-// Open opens the database file, waiting up to BusyTimeout while another process holds it.
+// Open opens the database file, waiting up to timeout while another process holds it.
 func Open(ctx context.Context, path string, timeout time.Duration) (*sql.DB, error) {
+	return openDSN(ctx, path, 0, timeout)
+}
+
+func openDSN(ctx context.Context, path string, memoryLimit int64, timeout time.Duration) (*sql.DB, error) {
+	dsn := path
+	if memoryLimit > 0 {
+		dsn += fmt.Sprintf("?memory_limit=%dMB", max(memoryLimit>>20, 64))
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create warehouse dir: %w", err)
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		db, err := sql.Open("duckdb", path)
+		db, err := sql.Open("duckdb", dsn)
 		if err == nil {
 			err = db.PingContext(ctx)
 			if err == nil {
@@ -92,7 +104,7 @@ func (w *Warehouse) open(ctx context.Context) error {
 	if w.db != nil {
 		return nil
 	}
-	db, err := Open(ctx, w.path, w.BusyTimeout)
+	db, err := openDSN(ctx, w.path, w.MemoryLimit, w.BusyTimeout)
 	if err != nil {
 		return err
 	}
@@ -144,12 +156,17 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 		if !ok || b.Rows[table] == 0 {
 			continue
 		}
-		// Keep the first row per key inside the batch (in file order), then skip keys already stored.
+		// Keep the first row per key inside the batch (in file order) and skip keys already stored. Both
+		// checks look at the key columns only, so the wide rows stream through without being held: a window
+		// over whole rows, or a primary-key index, made memory grow with the batch and the table.
+		var match []string
+		for _, k := range strings.Split(naturalKeys[table], ", ") {
+			match = append(match, fmt.Sprintf("t.%s = s.%s", k, k))
+		}
 		q := fmt.Sprintf(`INSERT INTO %[1]s
-SELECT * EXCLUDE (_ord) FROM (
-  SELECT *, row_number() OVER () AS _ord FROM read_parquet(%[2]s)
-) QUALIFY row_number() OVER (PARTITION BY %[3]s ORDER BY _ord) = 1
-ON CONFLICT DO NOTHING`, table, quote(path), naturalKeys[table])
+SELECT * EXCLUDE (file_row_number) FROM read_parquet(%[2]s, file_row_number = true) s
+WHERE s.file_row_number IN (SELECT min(file_row_number) FROM read_parquet(%[2]s, file_row_number = true) GROUP BY %[3]s)
+  AND NOT EXISTS (SELECT 1 FROM %[1]s t WHERE %[4]s)`, table, quote(path), naturalKeys[table], strings.Join(match, " AND "))
 		r, err := tx.ExecContext(ctx, q)
 		if err != nil {
 			return res, classify(fmt.Errorf("insert %s: %w", table, err))

@@ -1,6 +1,7 @@
 -- Tables of the local DuckDB warehouse. These statements are the schema: a test checks them against the
 -- Arrow schemas in transform/schema.go column for column. JSON columns hold JSON text in Parquet and are JSON here.
--- Each table has a staging twin (same columns) that a load fills and merges from; see load/.
+-- The natural keys (events: event_id; leads: event_id, lead_index; experience and education: event_id,
+-- lead_index, position) are unique: the loader inserts only keys not yet present, in one transaction per batch.
 
 CREATE TABLE IF NOT EXISTS events (
   event_id               VARCHAR NOT NULL,          -- SendPilot eventId (natural key; dedup on it)
@@ -50,8 +51,7 @@ CREATE TABLE IF NOT EXISTS events (
   data                   JSON,                      -- the data object, less the leads array (leads are rows of leads)
   extra                  JSON,                      -- top-level keys other than eventId/eventType/timestamp/workspaceId/data, and an unreadable timestamp
   source_file            VARCHAR NOT NULL,          -- lineage: the buffer segment or file the event was read from
-  source_line            BIGINT NOT NULL,           -- lineage: line number in source_file
-  PRIMARY KEY (event_id)
+  source_line            BIGINT NOT NULL           -- lineage: line number in source_file
 );
 
 CREATE TABLE IF NOT EXISTS leads (
@@ -87,8 +87,7 @@ CREATE TABLE IF NOT EXISTS leads (
   skills                 VARCHAR[],                 -- the lead's skills
   experience_count       BIGINT,
   education_count        BIGINT,
-  lead                   JSON,                      -- the lead object, less its experience and education arrays
-  PRIMARY KEY (event_id, lead_index)
+  lead                   JSON                      -- the lead object, less its experience and education arrays
 );
 
 CREATE TABLE IF NOT EXISTS experience (
@@ -104,8 +103,7 @@ CREATE TABLE IF NOT EXISTS experience (
   start_date             VARCHAR,
   end_date               VARCHAR,
   description            VARCHAR,
-  element                JSON,                      -- the array element as sent
-  PRIMARY KEY (event_id, lead_index, position)
+  element                JSON                      -- the array element as sent
 );
 
 CREATE TABLE IF NOT EXISTS education (
@@ -119,7 +117,6 @@ CREATE TABLE IF NOT EXISTS education (
   field_of_study         VARCHAR,
   start_date             VARCHAR,
   end_date               VARCHAR,
-  element                JSON,                      -- the array element as sent
-  PRIMARY KEY (event_id, lead_index, position)
+  element                JSON                      -- the array element as sent
 );
 
