@@ -106,7 +106,15 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 			j++
 		}
 		id := fmt.Sprintf("bf-%s-%06d-%06d", cp.Run, i, j-1)
-		if err := l.backfillBatch(ctx, id, cp.Parts[i:j], opts, &wh, &rep); err != nil {
+		progress := func(read int64, c transform.Counts) {
+			if opts.Progress != nil {
+				c.Lines += rep.Counts.Lines
+				c.Events += rep.Counts.Events
+				c.Quarantined += rep.Counts.Quarantined
+				opts.Progress(done+read, total, c)
+			}
+		}
+		if err := l.backfillBatch(ctx, id, cp.Parts[i:j], opts, progress, &wh, &rep); err != nil {
 			return rep, err
 		}
 		for k := i; k < j; k++ {
@@ -129,7 +137,7 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 }
 
 // backfillBatch transforms and loads one batch of parts.
-func (l *Loader) backfillBatch(ctx context.Context, id string, parts []part, opts BackfillOptions, wh *Warehouse, rep *BackfillReport) error {
+func (l *Loader) backfillBatch(ctx context.Context, id string, parts []part, opts BackfillOptions, progress func(int64, transform.Counts), wh *Warehouse, rep *BackfillReport) error {
 	dir := filepath.Join(l.dirs.state, "backfill", id)
 	defer os.RemoveAll(dir)
 	srcs := make([]transform.Source, len(parts))
@@ -138,6 +146,7 @@ func (l *Loader) backfillBatch(ctx context.Context, id string, parts []part, opt
 	}
 	topts := l.opts.Transform
 	topts.Keep = opts.Keep
+	topts.Progress = progress
 	res, err := transform.Sources(ctx, srcs, dir, topts)
 	if err != nil {
 		return fmt.Errorf("transform backfill batch %s: %w", id, err)

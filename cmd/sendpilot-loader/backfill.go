@@ -166,10 +166,12 @@ func backfillFilter(since, until string, types []string) (func(string, string, i
 // progressReporter shows a progress bar on a terminal and a log line every few seconds otherwise.
 func progressReporter(env *environment, log interface{ Info(string, ...any) }) func(int64, int64, transform.Counts) {
 	if f, ok := env.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		var bar *progressbar.ProgressBar
+		bar := progressbar.DefaultBytes(-1, "backfill") // the total is known once the inputs are planned
+		sized := false
 		return func(done, total int64, c transform.Counts) {
-			if bar == nil {
-				bar = progressbar.DefaultBytes(total, "backfill")
+			if !sized {
+				bar.ChangeMax64(total)
+				sized = true
 			}
 			bar.Describe(fmt.Sprintf("backfill: %d events, %d bad lines", c.Events, c.Quarantined))
 			bar.Set64(done)
