@@ -155,27 +155,19 @@ func (l *Loader) backfillBatch(ctx context.Context, id string, parts []part, opt
 	rep.Counts.Events += res.Counts.Events
 	rep.Counts.Quarantined += res.Counts.Quarantined
 	rep.Counts.Filtered += res.Counts.Filtered
-	b := Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}, HasNullOccurred: res.Counts.NoOccurred > 0}
-	if res.Counts.MinOccurred != 0 {
-		b.MinOccurred, b.MaxOccurred = time.UnixMicro(res.Counts.MinOccurred).UTC(), time.UnixMicro(res.Counts.MaxOccurred).UTC()
-	}
+	b := Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}}
+	b.MinOccurred, b.MaxOccurred, b.HasNullOccurred = occurredRange(res.Counts)
 	for _, t := range res.Tables {
 		b.Files[t.Table], b.Rows[t.Table] = t.Path, t.Rows
 		rep.Rows[t.Table] += t.Rows
 	}
-	if res.Counts.Quarantined > 0 && !opts.DryRun {
-		dst := filepath.Join(l.dirs.quarantine, id+".ndjson")
-		raw, err := os.ReadFile(res.QuarantinePath)
-		if err != nil {
-			return fmt.Errorf("read quarantine output: %w", err)
-		}
-		if err := buffer.WriteFileAtomic(dst, raw, 0o644); err != nil {
-			return fmt.Errorf("keep quarantine output: %w", err)
-		}
-		rep.QuarantineFiles = append(rep.QuarantineFiles, dst)
-	}
 	if opts.DryRun {
 		return nil
+	}
+	if dst, err := l.keepQuarantine(id, res); err != nil {
+		return err
+	} else if dst != "" {
+		rep.QuarantineFiles = append(rep.QuarantineFiles, dst)
 	}
 	if *wh == nil {
 		w, err := l.opts.Warehouse()
@@ -187,29 +179,26 @@ func (l *Loader) backfillBatch(ctx context.Context, id string, parts []part, opt
 		}
 		*wh = w
 	}
-	wait := l.opts.Backoff
-	for attempt := 1; ; attempt++ {
-		lr, err := (*wh).Load(ctx, b)
-		if err == nil {
-			for t, n := range lr.Inserted {
-				if n < 0 || rep.Inserted[t] < 0 {
-					rep.Inserted[t] = -1
-				} else {
-					rep.Inserted[t] += n
-				}
-			}
-			l.after(&Manifest{ID: id, Step: StepLoaded})
-			return nil
-		}
-		if errors.Is(err, ErrRejected) || attempt >= l.opts.Attempts || ctx.Err() != nil {
-			return fmt.Errorf("load backfill batch %s: %w", id, err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-		wait *= 2
+	var lr LoadResult
+	err = l.retry(ctx, func() error {
+		var err error
+		lr, err = (*wh).Load(ctx, b)
+		return err
+	}, func(attempt int, err error) {
+		l.log.Warn("backfill load failed", "batch", id, "attempt", attempt, "err", err)
+	})
+	if err != nil {
+		return fmt.Errorf("load backfill batch %s: %w", id, err)
 	}
+	for t, n := range lr.Inserted {
+		if n < 0 || rep.Inserted[t] < 0 {
+			rep.Inserted[t] = -1
+		} else {
+			rep.Inserted[t] += n
+		}
+	}
+	l.after(&Manifest{ID: id, Step: StepLoaded})
+	return nil
 }
 
 // backfillCheckpoint loads the run's checkpoint, or plans the parts of a new run. A run is named by its inputs

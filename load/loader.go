@@ -289,24 +289,59 @@ func (l *Loader) transformStep(ctx context.Context, m *Manifest) error {
 		m.Rows[t.Table] = t.Rows
 	}
 	m.Quarantined = res.Counts.Quarantined
-	if res.Counts.MinOccurred != 0 {
-		m.MinOccurred = time.UnixMicro(res.Counts.MinOccurred).UTC()
-		m.MaxOccurred = time.UnixMicro(res.Counts.MaxOccurred).UTC()
-	}
-	m.HasNullOccurred = res.Counts.NoOccurred > 0
-	if m.Quarantined > 0 {
-		dst := filepath.Join(l.dirs.quarantine, m.ID+".ndjson")
-		raw, err := os.ReadFile(res.QuarantinePath)
-		if err != nil {
-			return fmt.Errorf("read quarantine output: %w", err)
-		}
-		if err := buffer.WriteFileAtomic(dst, raw, 0o644); err != nil {
-			return fmt.Errorf("keep quarantine output: %w", err)
-		}
-		l.log.Warn("lines quarantined", "batch", m.ID, "lines", m.Quarantined, "file", dst)
+	m.MinOccurred, m.MaxOccurred, m.HasNullOccurred = occurredRange(res.Counts)
+	if _, err := l.keepQuarantine(m.ID, res); err != nil {
+		return err
 	}
 	m.Step = StepTransformed
 	return nil
+}
+
+// occurredRange turns a transform's occurred_at range into the batch's partition bounds.
+func occurredRange(c transform.Counts) (lo, hi time.Time, hasNull bool) {
+	if c.MinOccurred != 0 {
+		lo, hi = time.UnixMicro(c.MinOccurred).UTC(), time.UnixMicro(c.MaxOccurred).UTC()
+	}
+	return lo, hi, c.NoOccurred > 0
+}
+
+// keepQuarantine copies a batch's quarantine output to quarantine/<id>.ndjson, if it has any lines, and
+// returns that path.
+func (l *Loader) keepQuarantine(id string, res transform.Result) (string, error) {
+	if res.Counts.Quarantined == 0 {
+		return "", nil
+	}
+	dst := filepath.Join(l.dirs.quarantine, id+".ndjson")
+	raw, err := os.ReadFile(res.QuarantinePath)
+	if err != nil {
+		return "", fmt.Errorf("read quarantine output: %w", err)
+	}
+	if err := buffer.WriteFileAtomic(dst, raw, 0o644); err != nil {
+		return "", fmt.Errorf("keep quarantine output: %w", err)
+	}
+	l.log.Warn("lines quarantined", "batch", id, "lines", res.Counts.Quarantined, "file", dst)
+	return dst, nil
+}
+
+// retry calls try up to Attempts times, waiting Backoff and then twice as long each time, and stops early on
+// success, on ErrRejected and when ctx ends. failed is told of each failure.
+func (l *Loader) retry(ctx context.Context, try func() error, failed func(attempt int, err error)) error {
+	wait := l.opts.Backoff
+	for attempt := 1; ; attempt++ {
+		err := try()
+		if err == nil || errors.Is(err, ErrRejected) {
+			return err
+		}
+		failed(attempt, err)
+		if attempt >= l.opts.Attempts || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }
 
 func (l *Loader) batchOf(m *Manifest) Batch {
@@ -319,47 +354,38 @@ func (l *Loader) batchOf(m *Manifest) Batch {
 
 // loadStep loads the batch, retrying with backoff; a rejected batch is isolated.
 func (l *Loader) loadStep(ctx context.Context, m *Manifest, warehouse func() (Warehouse, error)) error {
-	wait := l.opts.Backoff
-	var lastErr error
-	for attempt := 1; attempt <= l.opts.Attempts; attempt++ {
+	var res LoadResult
+	err := l.retry(ctx, func() error {
 		wh, err := warehouse()
-		var res LoadResult
 		if err == nil {
 			res, err = wh.Load(ctx, l.batchOf(m))
 		}
-		if err == nil {
-			m.Inserted, m.Error = res.Inserted, ""
-			for t, n := range res.Inserted {
-				if n > 0 { // -1: the warehouse could not tell
-					l.m.rows.WithLabelValues(t).Add(float64(n))
-				}
-			}
-			l.m.batches.WithLabelValues("loaded").Inc()
-			l.log.Info("loaded batch", "batch", m.ID, "rows", m.Rows, "inserted", m.Inserted)
-			m.Step = StepLoaded
-			return nil
-		}
-		if errors.Is(err, ErrRejected) {
-			return l.reject(m, err)
-		}
-		lastErr = err
+		return err
+	}, func(attempt int, err error) {
 		m.Attempts++
 		m.Error = err.Error()
-		l.log.Warn("load failed; will retry", "batch", m.ID, "attempt", attempt, "err", err)
-		if attempt == l.opts.Attempts || ctx.Err() != nil {
-			break
+		l.log.Warn("load failed", "batch", m.ID, "attempt", attempt, "err", err)
+	})
+	switch {
+	case errors.Is(err, ErrRejected):
+		return l.reject(m, err)
+	case err != nil:
+		l.m.batches.WithLabelValues("failed").Inc()
+		if serr := l.dirs.save(m, l.opts.Now()); serr != nil {
+			l.log.Error("record failed load", "err", serr)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
+		return fmt.Errorf("load batch %s: %w", m.ID, err)
+	}
+	m.Inserted, m.Error = res.Inserted, ""
+	for t, n := range res.Inserted {
+		if n > 0 { // -1: the warehouse could not tell
+			l.m.rows.WithLabelValues(t).Add(float64(n))
 		}
-		wait *= 2
 	}
-	l.m.batches.WithLabelValues("failed").Inc()
-	if err := l.dirs.save(m, l.opts.Now()); err != nil {
-		l.log.Error("record failed load", "err", err)
-	}
-	return fmt.Errorf("load batch %s: %w", m.ID, lastErr)
+	l.m.batches.WithLabelValues("loaded").Inc()
+	l.log.Info("loaded batch", "batch", m.ID, "rows", m.Rows, "inserted", m.Inserted)
+	m.Step = StepLoaded
+	return nil
 }
 
 // reject moves a refused batch's segments to rejected/<id>/ (nothing is deleted) so later batches go on.
