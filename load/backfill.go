@@ -117,6 +117,12 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 		if err := l.backfillBatch(ctx, id, cp.Parts[i:j], opts, progress, &wh, &rep); err != nil {
 			return rep, err
 		}
+		if wh != nil {
+			// Release the warehouse between batches: DuckDB keeps its cache while open, and the next
+			// transform's memory would come on top of it.
+			wh.Close()
+			wh = nil
+		}
 		for k := i; k < j; k++ {
 			cp.Parts[k].Done = !opts.DryRun
 			done += cp.Parts[k].Size
