@@ -60,23 +60,31 @@ func (f *faultProxy) start(t *testing.T, target string) []option.ClientOption {
 	return []option.ClientOption{option.WithEndpoint(srv.URL), option.WithoutAuthentication()}
 }
 
+// behindProxy starts an emulator and a fault proxy in front of it that answers faults with status, and returns
+// client options for the emulator itself, the proxy, and a warehouse (tables created) that talks through it.
+func behindProxy(t *testing.T, status int) ([]option.ClientOption, *faultProxy, *bigquery.Warehouse) {
+	t.Helper()
+	direct, endpoint := emulator(t)
+	proxy := &faultProxy{status: status}
+	opts := proxy.start(t, endpoint)
+	w, err := bigquery.New(context.Background(), bigquery.Config{Project: project, Dataset: dataset, SingleRequestUpload: true, UploadAttempts: 1}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if err := w.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return direct, proxy, w
+}
+
 // 500 and 429 answers fail the load without losing or doubling anything; the next try finishes the batch and
 // a 409 for a job that the failed request did create makes the warehouse wait on that job, not rerun it.
 func TestTransientFaultsAndReusedJobIDs(t *testing.T) {
 	for _, status := range []int{http.StatusInternalServerError, http.StatusTooManyRequests} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
-			direct, endpoint := emulator(t)
-			proxy := &faultProxy{status: status}
-			opts := proxy.start(t, endpoint)
-			w, err := bigquery.New(context.Background(), bigquery.Config{Project: project, Dataset: dataset, SingleRequestUpload: true, UploadAttempts: 1}, opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Close()
+			direct, proxy, w := behindProxy(t, status)
 			ctx := context.Background()
-			if err := w.Ensure(ctx); err != nil {
-				t.Fatal(err)
-			}
 			b := batchFrom(t, "inst-0000000001-0000000002", evA, evB)
 			proxy.failures.Store(2)
 			if _, err := w.Load(ctx, b); err == nil || errors.Is(err, load.ErrRejected) {
@@ -114,18 +122,8 @@ func TestTransientFaultsAndReusedJobIDs(t *testing.T) {
 func TestInterruptedLoadResumesWithoutRerunningJobs(t *testing.T) {
 	for _, failAt := range []int64{4, 7, 10} { // the uploads of leads, experience and education
 		t.Run(fmt.Sprint(failAt), func(t *testing.T) {
-			direct, endpoint := emulator(t)
-			proxy := &faultProxy{status: http.StatusServiceUnavailable}
-			opts := proxy.start(t, endpoint)
-			w, err := bigquery.New(context.Background(), bigquery.Config{Project: project, Dataset: dataset, SingleRequestUpload: true, UploadAttempts: 1}, opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Close()
+			direct, proxy, w := behindProxy(t, http.StatusServiceUnavailable)
 			ctx := context.Background()
-			if err := w.Ensure(ctx); err != nil {
-				t.Fatal(err)
-			}
 			b := batchFrom(t, "inst-0000000003-0000000003", evA, evB)
 			proxy.failAt.Store(failAt)
 			if _, err := w.Load(ctx, b); err == nil {
