@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -353,16 +354,15 @@ func (f *flattener) data(ev *rows, data *fastjson.Object, p parent) {
 	var leads *fastjson.Value
 	data.Visit(func(k []byte, v *fastjson.Value) {
 		switch string(k) {
-		case "leadId", "lead_id":
-			f.putText(ev, evLeadID, v)
-		case "campaignId", "campaign_id":
-			if job {
-				f.putText(ev, evJobID, v)
-				if b, ok := textOf(v, nil); ok {
-					p.jobID = append([]byte(nil), b...)
-				}
-			} else {
+		case "campaignId", "campaign_id", "searchId", "search_id":
+			// An extractor's campaign_id names the job, not an outreach campaign; so does a search_id.
+			if !job && !strings.HasPrefix(string(k), "search") {
 				f.putText(ev, evCampaignID, v)
+				break
+			}
+			f.putText(ev, evJobID, v)
+			if b, ok := textOf(v, nil); ok {
+				p.jobID = append([]byte(nil), b...)
 			}
 		case "campaignName", "campaign_name":
 			if job {
@@ -370,49 +370,14 @@ func (f *flattener) data(ev *rows, data *fastjson.Object, p parent) {
 			} else {
 				f.putText(ev, evCampaignName, v)
 			}
-		case "campaignType", "campaign_type":
-			f.putText(ev, evJobType, v)
-		case "mode":
-			f.putText(ev, evJobMode, v)
-		case "searchId", "search_id":
-			f.putText(ev, evJobID, v)
-			if b, ok := textOf(v, nil); ok {
-				p.jobID = append([]byte(nil), b...)
-			}
-		case "searchName", "search_name":
-			f.putText(ev, evJobName, v)
-		case "linkedinUrl", "linkedin_url":
-			f.putText(ev, evLinkedinURL, v)
-		case "senderId", "sender_id":
-			f.putText(ev, evSenderID, v)
-		case "message":
+		case "message", "messagePreview", "message_preview":
 			if f.putText(ev, evMessage, v) {
-				ev.putBool(evIsPreview, false)
+				ev.putBool(evIsPreview, string(k) != "message")
 			}
-		case "messagePreview", "message_preview":
-			if f.putText(ev, evMessage, v) {
-				ev.putBool(evIsPreview, true)
-			}
-		case "reply":
+		case "reply", "replyPreview", "reply_preview":
 			if f.putText(ev, evReply, v) {
-				ev.putBool(evIsPreview, false)
+				ev.putBool(evIsPreview, string(k) != "reply")
 			}
-		case "replyPreview", "reply_preview":
-			if f.putText(ev, evReply, v) {
-				ev.putBool(evIsPreview, true)
-			}
-		case "note":
-			f.putText(ev, evNote, v)
-		case "sequenceStep", "sequence_step":
-			f.putInt(ev, evSequenceStep, v)
-		case "previousStatus", "previous_status":
-			f.putText(ev, evPreviousStatus, v)
-		case "newStatus", "new_status", "status":
-			f.putText(ev, evNewStatus, v)
-		case "changedBy", "changed_by":
-			f.putText(ev, evChangedBy, v)
-		case "totalLeads", "total_leads":
-			f.putInt(ev, evTotalLeads, v)
 		case "startedAt", "started_at":
 			if job {
 				f.putTime(ev, evJobStartedAt, v)
@@ -425,28 +390,6 @@ func (f *flattener) data(ev *rows, data *fastjson.Object, p parent) {
 			} else {
 				f.putTime(ev, evFinishedAt, v)
 			}
-		case "finishedAt", "finished_at":
-			f.putTime(ev, evFinishedAt, v)
-		case "pausedAt", "paused_at":
-			f.putTime(ev, evPausedAt, v)
-		case "pausedBy", "paused_by":
-			f.putText(ev, evPausedBy, v)
-		case "resumedAt", "resumed_at":
-			f.putTime(ev, evResumedAt, v)
-		case "resumedBy", "resumed_by":
-			f.putText(ev, evResumedBy, v)
-		case "acceptedAt", "accepted_at":
-			f.putTime(ev, evAcceptedAt, v)
-		case "durationMs", "duration_ms":
-			f.putInt(ev, evDurationMs, v)
-		case "requestedLimit", "requested_limit":
-			f.putInt(ev, evRequestedLimit, v)
-		case "totalLeadsFound", "total_leads_found":
-			f.putInt(ev, evTotalLeadsFound, v)
-		case "totalLeadsExtracted", "total_leads_extracted":
-			f.putInt(ev, evTotalLeadsExtracted, v)
-		case "totalLeadsEnriched", "total_leads_enriched":
-			f.putInt(ev, evTotalLeadsEnriched, v)
 		case "creditsUsed", "credits_used":
 			if c, err := v.Object(); err == nil {
 				c.Visit(func(ck []byte, cv *fastjson.Value) {
@@ -462,10 +405,16 @@ func (f *flattener) data(ev *rows, data *fastjson.Object, p parent) {
 			} else {
 				f.putFloat(ev, evCreditsTotal, v)
 			}
-		case "resultsUrl", "results_url":
-			f.putText(ev, evResultsURL, v)
 		case "leads":
 			leads = v
+		default:
+			if col, ok := dataText[string(k)]; ok {
+				f.putText(ev, col, v)
+			} else if col, ok := dataInt[string(k)]; ok {
+				f.putInt(ev, col, v)
+			} else if col, ok := dataTime[string(k)]; ok {
+				f.putTime(ev, col, v)
+			}
 		}
 	})
 	if leads == nil {
@@ -551,6 +500,38 @@ func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 		}
 	}
 }
+
+// dataText, dataInt and dataTime map the keys of an event's data object, in both casings, to the events
+// columns they fill when their meaning does not depend on the event (those are in the switch in data).
+var (
+	dataText = map[string]int{
+		"leadId": evLeadID, "lead_id": evLeadID,
+		"campaignType": evJobType, "campaign_type": evJobType, "mode": evJobMode,
+		"searchName": evJobName, "search_name": evJobName,
+		"linkedinUrl": evLinkedinURL, "linkedin_url": evLinkedinURL,
+		"senderId": evSenderID, "sender_id": evSenderID, "note": evNote,
+		"previousStatus": evPreviousStatus, "previous_status": evPreviousStatus,
+		"newStatus": evNewStatus, "new_status": evNewStatus, "status": evNewStatus,
+		"changedBy": evChangedBy, "changed_by": evChangedBy,
+		"pausedBy": evPausedBy, "paused_by": evPausedBy, "resumedBy": evResumedBy, "resumed_by": evResumedBy,
+		"resultsUrl": evResultsURL, "results_url": evResultsURL,
+	}
+	dataInt = map[string]int{
+		"sequenceStep": evSequenceStep, "sequence_step": evSequenceStep,
+		"totalLeads": evTotalLeads, "total_leads": evTotalLeads,
+		"durationMs": evDurationMs, "duration_ms": evDurationMs,
+		"requestedLimit": evRequestedLimit, "requested_limit": evRequestedLimit,
+		"totalLeadsFound": evTotalLeadsFound, "total_leads_found": evTotalLeadsFound,
+		"totalLeadsExtracted": evTotalLeadsExtracted, "total_leads_extracted": evTotalLeadsExtracted,
+		"totalLeadsEnriched": evTotalLeadsEnriched, "total_leads_enriched": evTotalLeadsEnriched,
+	}
+	dataTime = map[string]int{
+		"finishedAt": evFinishedAt, "finished_at": evFinishedAt,
+		"pausedAt": evPausedAt, "paused_at": evPausedAt,
+		"resumedAt": evResumedAt, "resumed_at": evResumedAt,
+		"acceptedAt": evAcceptedAt, "accepted_at": evAcceptedAt,
+	}
+)
 
 // leadText maps the keys of a lead object, in both casings and from both the lead extractor and the lead
 // database, to the lead's text columns. ("employees" is a range such as "51-200", text by design.)
