@@ -289,7 +289,7 @@ func (l *Loader) transformStep(ctx context.Context, m *Manifest) error {
 		m.Rows[t.Table] = t.Rows
 	}
 	m.Quarantined = res.Counts.Quarantined
-	m.MinOccurred, m.MaxOccurred, m.HasNullOccurred = occurredRange(res.Counts)
+	m.MinOccurred, m.MaxOccurred, m.HasNullOccurred = OccurredRange(res.Counts)
 	if _, err := l.keepQuarantine(m.ID, res); err != nil {
 		return err
 	}
@@ -297,8 +297,8 @@ func (l *Loader) transformStep(ctx context.Context, m *Manifest) error {
 	return nil
 }
 
-// occurredRange turns a transform's occurred_at range into the batch's partition bounds.
-func occurredRange(c transform.Counts) (lo, hi time.Time, hasNull bool) {
+// OccurredRange turns a transform's occurred_at range into the batch's partition bounds.
+func OccurredRange(c transform.Counts) (lo, hi time.Time, hasNull bool) {
 	if c.MinOccurred != 0 {
 		lo, hi = time.UnixMicro(c.MinOccurred).UTC(), time.UnixMicro(c.MaxOccurred).UTC()
 	}

@@ -2,31 +2,12 @@ package duckdb
 
 import (
 	"context"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"sendpilot-loader/load"
-	"sendpilot-loader/transform"
+	"sendpilot-loader/load/loadtest"
 )
-
-// batchFrom transforms NDJSON lines into a batch.
-func batchFrom(t *testing.T, id string, lines ...string) load.Batch {
-	t.Helper()
-	dir := t.TempDir()
-	in := filepath.Join(dir, "in.ndjson")
-	os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
-	res, err := transform.Files(context.Background(), []string{in}, filepath.Join(dir, "out"), transform.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := load.Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}}
-	for _, tr := range res.Tables {
-		b.Files[tr.Table], b.Rows[tr.Table] = tr.Path, tr.Rows
-	}
-	return b
-}
 
 func count(t *testing.T, w *Warehouse, q string) int64 {
 	t.Helper()
@@ -51,8 +32,8 @@ func TestLoadIsExactlyOnce(t *testing.T) {
 	if err := w.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b1 := batchFrom(t, "b1", evA, evB, evB)
-	b2 := batchFrom(t, "b2", evB, `{"eventId":"evt_c","eventType":"never.seen","data":{}}`)
+	b1 := loadtest.BatchFrom(t, "b1", evA, evB, evB)
+	b2 := loadtest.BatchFrom(t, "b2", evB, `{"eventId":"evt_c","eventType":"never.seen","data":{}}`)
 	for _, b := range []load.Batch{b1, b1, b2, b2} {
 		if _, err := w.Load(ctx, b); err != nil {
 			t.Fatal(err)

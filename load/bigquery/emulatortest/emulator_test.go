@@ -3,9 +3,6 @@ package emulatortest
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	bq "cloud.google.com/go/bigquery"
@@ -16,7 +13,7 @@ import (
 
 	"sendpilot-loader/load"
 	"sendpilot-loader/load/bigquery"
-	"sendpilot-loader/transform"
+	"sendpilot-loader/load/loadtest"
 )
 
 const (
@@ -52,26 +49,6 @@ func warehouse(t *testing.T, opts []option.ClientOption) *bigquery.Warehouse {
 	}
 	t.Cleanup(func() { w.Close() })
 	return w
-}
-
-// batchFrom transforms NDJSON lines into a batch.
-func batchFrom(t *testing.T, id string, lines ...string) load.Batch {
-	t.Helper()
-	dir := t.TempDir()
-	in := filepath.Join(dir, "in.ndjson")
-	os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
-	res, err := transform.Files(context.Background(), []string{in}, filepath.Join(dir, "out"), transform.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := load.Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}, HasNullOccurred: res.Counts.NoOccurred > 0}
-	if res.Counts.MinOccurred != 0 {
-		b.MinOccurred, b.MaxOccurred = timeOf(res.Counts.MinOccurred), timeOf(res.Counts.MaxOccurred)
-	}
-	for _, tr := range res.Tables {
-		b.Files[tr.Table], b.Rows[tr.Table] = tr.Path, tr.Rows
-	}
-	return b
 }
 
 func query(t *testing.T, opts []option.ClientOption, q string) []bq.Value {
@@ -110,8 +87,8 @@ func TestLoadIsExactlyOnce(t *testing.T) {
 	if err := w.Ensure(ctx); err != nil { // idempotent
 		t.Fatal(err)
 	}
-	b1 := batchFrom(t, "inst-0000000001-0000000001", evA, evB, evB)
-	b2 := batchFrom(t, "inst-0000000002-0000000002", evB, evC)
+	b1 := loadtest.BatchFrom(t, "inst-0000000001-0000000001", evA, evB, evB)
+	b2 := loadtest.BatchFrom(t, "inst-0000000002-0000000002", evB, evC)
 	for _, b := range []load.Batch{b1, b1, b2, b2} {
 		if _, err := w.Load(ctx, b); err != nil {
 			t.Fatal(err)

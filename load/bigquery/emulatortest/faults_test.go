@@ -16,6 +16,7 @@ import (
 
 	"sendpilot-loader/load"
 	"sendpilot-loader/load/bigquery"
+	"sendpilot-loader/load/loadtest"
 )
 
 // faultProxy sits between the client and the emulator and injects what the emulator cannot show: 5xx and 429
@@ -85,7 +86,7 @@ func TestTransientFaultsAndReusedJobIDs(t *testing.T) {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			direct, proxy, w := behindProxy(t, status)
 			ctx := context.Background()
-			b := batchFrom(t, "inst-0000000001-0000000002", evA, evB)
+			b := loadtest.BatchFrom(t, "inst-0000000001-0000000002", evA, evB)
 			proxy.failures.Store(2)
 			if _, err := w.Load(ctx, b); err == nil || errors.Is(err, load.ErrRejected) {
 				t.Fatalf("load during injected %d: %v, want a transient error", status, err)
@@ -124,7 +125,7 @@ func TestInterruptedLoadResumesWithoutRerunningJobs(t *testing.T) {
 		t.Run(fmt.Sprint(failAt), func(t *testing.T) {
 			direct, proxy, w := behindProxy(t, http.StatusServiceUnavailable)
 			ctx := context.Background()
-			b := batchFrom(t, "inst-0000000003-0000000003", evA, evB)
+			b := loadtest.BatchFrom(t, "inst-0000000003-0000000003", evA, evB)
 			proxy.failAt.Store(failAt)
 			if _, err := w.Load(ctx, b); err == nil {
 				t.Fatalf("load with insert %d failing succeeded", failAt)

@@ -9,6 +9,7 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"sendpilot-loader/load/bigquery"
+	"sendpilot-loader/load/loadtest"
 )
 
 // With a staging bucket, Parquet files go to Cloud Storage and the load jobs read them from there. The bucket is
@@ -36,7 +37,7 @@ func TestLoadThroughGCSBucket(t *testing.T) {
 	if err := w.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b := batchFrom(t, "inst-0000000009-0000000009", evA, evB, evB)
+	b := loadtest.BatchFrom(t, "inst-0000000009-0000000009", evA, evB, evB)
 	for range 2 {
 		if _, err := w.Load(ctx, b); err != nil {
 			t.Fatal(err)
@@ -64,7 +65,7 @@ func TestLoadThroughGCSBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nowhere.Close()
-	if _, err := nowhere.Load(ctx, batchFrom(t, "inst-0000000010-0000000010", evC)); err == nil {
+	if _, err := nowhere.Load(ctx, loadtest.BatchFrom(t, "inst-0000000010-0000000010", evC)); err == nil {
 		t.Error("load through a missing bucket succeeded")
 	}
 }

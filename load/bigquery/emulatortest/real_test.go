@@ -11,6 +11,7 @@ import (
 
 	"sendpilot-loader/load"
 	"sendpilot-loader/load/bigquery"
+	"sendpilot-loader/load/loadtest"
 )
 
 // TestRealBigQuery runs the exactly-once check against real BigQuery when SENDPILOT_TEST_BIGQUERY_PROJECT names
@@ -37,8 +38,8 @@ func TestRealBigQuery(t *testing.T) {
 	if err := w.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b1 := batchFrom(t, "real-0000000001-0000000001", evA, evB, evB)
-	b2 := batchFrom(t, "real-0000000002-0000000002", evB, evC)
+	b1 := loadtest.BatchFrom(t, "real-0000000001-0000000001", evA, evB, evB)
+	b2 := loadtest.BatchFrom(t, "real-0000000002-0000000002", evB, evC)
 	for _, b := range []load.Batch{b1, b1, b2} {
 		if _, err := w.Load(ctx, b); err != nil {
 			t.Fatal(err)

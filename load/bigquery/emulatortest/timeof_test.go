@@ -1,5 +1,0 @@
-package emulatortest
-
-import "time"
-
-func timeOf(us int64) time.Time { return time.UnixMicro(us).UTC() }
