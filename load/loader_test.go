@@ -1,6 +1,7 @@
 package load_test
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -318,5 +319,42 @@ func TestUnknownInsertCountsDoNotBreakMetrics(t *testing.T) {
 	}
 	if _, err := l.Run(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A crash in the middle of archiving leaves some segments archived and gone from buffer/ and others not; the
+// next run archives the rest and finishes the batch.
+func TestRunResumesAHalfDoneArchive(t *testing.T) {
+	e := newEnv(t)
+	writeSegment(t, e.dataDir, 1, event("evt_1"))
+	writeSegment(t, e.dataDir, 2, event("evt_2"))
+	crash := e.loader(t, func(_ string, s load.Step) {
+		if s == load.StepLoaded {
+			panic("crash")
+		}
+	})
+	func() {
+		defer func() { recover() }()
+		crash.Run(context.Background())
+	}()
+	// What the archive step had done for the first segment before the crash.
+	first := filepath.Join(e.dataDir, "buffer", buffer.SegmentName(1, buffer.SealedSuffix))
+	raw, _ := os.ReadFile(first)
+	var zb strings.Builder
+	zw := gzip.NewWriter(&zb)
+	zw.Write(raw)
+	zw.Close()
+	os.WriteFile(filepath.Join(e.dataDir, "archive", filepath.Base(first)+".gz"), []byte(zb.String()), 0o644)
+	os.Remove(first)
+
+	rep, err := e.loader(t, nil).Run(context.Background())
+	if err != nil || len(rep.Batches) != 1 || rep.Batches[0].Step != load.StepArchived {
+		t.Fatalf("resume: %+v, %v", rep.Batches, err)
+	}
+	if got := files(t, filepath.Join(e.dataDir, "archive")); strings.Join(got, ",") != "0000000001.ndjson.gz,0000000002.ndjson.gz" {
+		t.Errorf("archive: %v", got)
+	}
+	if got, want := e.counts(t), "events=2 leads=4 experience=4 education=4"; got != want {
+		t.Fatalf("%s, want %s", got, want)
 	}
 }
