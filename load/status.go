@@ -37,15 +37,7 @@ func ReadStatus(dataDir string) (Status, error) {
 		st.PendingBytes += s.Size
 	}
 	if len(segs) > 0 {
-		st.OldestPending = segs[0].ModTime
-		if f, err := os.Open(segs[0].Path); err == nil {
-			head := make([]byte, 256)
-			n, _ := f.Read(head)
-			f.Close()
-			if t, ok := envelope.ReceivedAt(head[:n]); ok {
-				st.OldestPending = t
-			}
-		}
+		st.OldestPending = buffer.FirstRecordTime(segs[0], envelope.ReceivedAt)
 	}
 	entries, _ := os.ReadDir(l.buffer)
 	for _, e := range entries {

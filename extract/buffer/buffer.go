@@ -277,20 +277,22 @@ func (b *Buffer) Stats() (Stats, error) {
 	}
 	s := Stats{PendingSegments: len(segs), PendingBytes: b.usage.Load()}
 	if len(segs) > 0 {
-		s.OldestPending = b.firstRecordTime(segs[0])
+		s.OldestPending = FirstRecordTime(segs[0], b.opts.RecordTime)
 	} else if at := b.activeAt.Load(); at != 0 {
 		s.OldestPending = time.Unix(0, at)
 	}
 	return s, nil
 }
 
-func (b *Buffer) firstRecordTime(s Segment) time.Time {
-	if b.opts.RecordTime != nil {
+// FirstRecordTime returns the time recordTime reads from the first bytes of a segment's first record, or the
+// segment's modification time when it cannot (recordTime nil, file gone, no time there).
+func FirstRecordTime(s Segment, recordTime func(head []byte) (time.Time, bool)) time.Time {
+	if recordTime != nil {
 		if f, err := os.Open(s.Path); err == nil {
 			head := make([]byte, 256)
 			n, _ := io.ReadFull(f, head)
 			f.Close()
-			if t, ok := b.opts.RecordTime(head[:n]); ok {
+			if t, ok := recordTime(head[:n]); ok {
 				return t
 			}
 		}
