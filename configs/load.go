@@ -32,7 +32,7 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, bind fun
 	probe.SetOutput(io.Discard)
 	path := probe.String("config", getenv(EnvConfigFile), "")
 	bind(probe, &scratch)
-	_ = probe.Parse(args)
+	_, _ = parseInterspersed(probe, args)
 
 	cfg := Defaults()
 	if *path != "" {
@@ -46,7 +46,8 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, bind fun
 
 	fs.String("config", *path, "YAML configuration file (env "+EnvConfigFile+")")
 	bind(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
 		return cfg, nil, err
 	}
 	if len(cfg.Webhook.Secrets) == 0 {
@@ -55,7 +56,28 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, bind fun
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, fmt.Errorf("validate config: %w", err)
 	}
-	return cfg, fs.Args(), nil
+	return cfg, rest, nil
+}
+
+// parseInterspersed parses flags wherever they are among the arguments ("report funnel --format csv" as well
+// as "report --format csv funnel") and returns the other arguments in order. Everything after "--" is an
+// argument.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			return rest, nil
+		}
+		if used := len(args) - len(left); used > 0 && args[used-1] == "--" {
+			return append(rest, left...), nil
+		}
+		rest = append(rest, left[0])
+		args = left[1:]
+	}
 }
 
 // loadFile reads a YAML file over c; unknown keys are an error, so a typo cannot silently keep a default.
@@ -191,6 +213,11 @@ func BindCommon(fs *flag.FlagSet, c *Config) {
 // BindLoad registers the flags of the loader, shared by serve and load.
 func BindLoad(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Load.Schedule, "schedule", c.Load.Schedule, `when serve loads: "@every 1m" or a 5-field cron spec; "" disables`)
+	BindWarehouse(fs, c)
+}
+
+// BindWarehouse registers the flags that choose the warehouse, shared by the loader and the query commands.
+func BindWarehouse(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Load.DuckDBPath, "duckdb", c.Load.DuckDBPath, "local warehouse file (default <data-dir>/warehouse.duckdb)")
 	fs.StringVar(&c.BigQuery.Project, "bigquery-project", c.BigQuery.Project, "load into BigQuery in this project (ADC credentials) instead of DuckDB")
 	fs.StringVar(&c.BigQuery.Dataset, "bigquery-dataset", c.BigQuery.Dataset, "BigQuery dataset")
