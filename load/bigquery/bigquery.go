@@ -173,7 +173,8 @@ func (w *Warehouse) Close() error {
 }
 
 // Ensure implements load.Warehouse: it creates the dataset and the tables (day-partitioned on occurred_at and
-// clustered) when they are missing. The columns come from sql/bigquery/tables.sql.
+// clustered) when they are missing, and the views of sql/bigquery/views.sql. The columns come from
+// sql/bigquery/tables.sql.
 func (w *Warehouse) Ensure(ctx context.Context) error {
 	ds := w.c.Dataset(w.cfg.Dataset)
 	if _, err := ds.Metadata(ctx); isStatus(err, http.StatusNotFound) {
@@ -200,7 +201,7 @@ func (w *Warehouse) Ensure(ctx context.Context) error {
 			return fmt.Errorf("create table %s: %w", t, err)
 		}
 	}
-	return nil
+	return w.ensureViews(ctx)
 }
 
 var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_]`)

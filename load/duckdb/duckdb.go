@@ -57,7 +57,7 @@ func New(path string) *Warehouse { return &Warehouse{path: path, BusyTimeout: 30
 // Name implements load.Warehouse.
 func (w *Warehouse) Name() string { return "duckdb:" + w.path }
 
-// Open opens the database file, waiting up to timeout while another process holds it.
+// Open opens the database file for writing, waiting up to timeout while another process holds it.
 func Open(ctx context.Context, path string, timeout time.Duration) (*sql.DB, error) {
 	return openDSN(ctx, path, 0, timeout)
 }
@@ -70,6 +70,12 @@ func openDSN(ctx context.Context, path string, memoryLimit int64, timeout time.D
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create warehouse dir: %w", err)
 	}
+	return openWaiting(ctx, path, dsn, timeout, nil)
+}
+
+// openWaiting opens dsn, retrying while another process holds the file, for up to timeout. It calls onWait,
+// if set, once when it starts waiting.
+func openWaiting(ctx context.Context, path, dsn string, timeout time.Duration, onWait func()) (*sql.DB, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		db, err := sql.Open("duckdb", dsn)
@@ -86,6 +92,10 @@ func openDSN(ctx context.Context, path string, memoryLimit int64, timeout time.D
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("open duckdb %s: %w (waited %s): %w", path, ErrBusy, timeout, err)
+		}
+		if onWait != nil {
+			onWait()
+			onWait = nil
 		}
 		select {
 		case <-ctx.Done():
@@ -128,6 +138,15 @@ func (w *Warehouse) Ensure(ctx context.Context) error {
   batch_id VARCHAR PRIMARY KEY, loaded_at TIMESTAMPTZ NOT NULL, events BIGINT, leads BIGINT, experience BIGINT, education BIGINT)`
 	if _, err := w.db.ExecContext(ctx, batches); err != nil {
 		return fmt.Errorf("create batch log: %w", err)
+	}
+	views, err := sqlfiles.Views("duckdb")
+	if err != nil {
+		return err
+	}
+	for _, v := range views {
+		if _, err := w.db.ExecContext(ctx, v.SQL); err != nil {
+			return fmt.Errorf("create view %s: %w", v.Name, err)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,124 @@
+package bigquery
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/civil"
+	"google.golang.org/api/iterator"
+
+	sqlfiles "sendpilot-loader/sql"
+)
+
+// viewLabel is the label that carries a digest of the SQL a view was created from, so that Ensure replaces a
+// view only when sql/bigquery/views.sql changes: one metadata read per view otherwise.
+const viewLabel = "sendpilot_sql"
+
+// ensureViews creates or replaces the views, in file order (a view depends only on the ones before it).
+func (w *Warehouse) ensureViews(ctx context.Context) error {
+	views, err := sqlfiles.Views("bigquery")
+	if err != nil {
+		return err
+	}
+	ds := w.c.Dataset(w.cfg.Dataset)
+	for _, v := range views {
+		ddl := strings.ReplaceAll(v.SQL, "${dataset}", w.cfg.Dataset)
+		sum := sha256.Sum256([]byte(ddl))
+		digest := hex.EncodeToString(sum[:8])
+		table := ds.Table(v.Name)
+		md, err := table.Metadata(ctx)
+		if err == nil && md.Labels[viewLabel] == digest {
+			continue
+		}
+		if err != nil && !isStatus(err, http.StatusNotFound) {
+			return fmt.Errorf("look up view %s: %w", v.Name, err)
+		}
+		if err := w.run(ctx, ddl); err != nil {
+			return fmt.Errorf("create view %s: %w", v.Name, err)
+		}
+		var u bigquery.TableMetadataToUpdate
+		u.SetLabel(viewLabel, digest)
+		if _, err := table.Update(ctx, u, ""); err != nil {
+			return fmt.Errorf("label view %s: %w", v.Name, err)
+		}
+	}
+	return nil
+}
+
+// run runs one statement as a query job and waits for it.
+func (w *Warehouse) run(ctx context.Context, statement string) error {
+	j, err := w.c.Query(statement).Run(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := j.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	return st.Err()
+}
+
+// Query runs one statement with the warehouse's dataset as the default, so tables and views can be named
+// without it, and returns its rows with values in sql.Result's shared forms.
+func (w *Warehouse) Query(ctx context.Context, statement string) (*sqlfiles.Result, error) {
+	q := w.c.Query(statement)
+	q.DefaultProjectID = w.cfg.Project
+	q.DefaultDatasetID = w.cfg.Dataset
+	it, err := q.Read(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("run query: %w", err)
+	}
+	res := &sqlfiles.Result{}
+	for {
+		var row []bigquery.Value
+		err := it.Next(&row)
+		if err == iterator.Done {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read rows: %w", err)
+		}
+		out := make([]any, len(row))
+		for i, v := range row {
+			out[i] = shared(v)
+		}
+		res.Rows = append(res.Rows, out)
+	}
+	for _, f := range it.Schema {
+		res.Columns = append(res.Columns, f.Name)
+	}
+	return res, nil
+}
+
+// shared puts a value read from BigQuery in the form sql.Result documents.
+func shared(v bigquery.Value) any {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC()
+	case civil.Date:
+		return x.String()
+	case civil.DateTime:
+		return x.String()
+	case civil.Time:
+		return x.String()
+	case *big.Rat:
+		f, _ := x.Float64()
+		return f
+	case []byte:
+		return string(x)
+	case []bigquery.Value:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = shared(e)
+		}
+		return out
+	}
+	return v
+}
