@@ -37,6 +37,8 @@ func commands() []command {
 		{"load", "load pending sealed segments into the warehouse now (one batch) and exit", runLoad},
 		{"status", "show pending segments, the oldest pending event and the last batch", runStatus},
 		{"backfill", "replay archived or exported payload files into the warehouse, resumably", runBackfill},
+		{"sql", "run a SQL query on the warehouse and print the rows (table, csv or json)", runSQL},
+		{"report", "run a named analyst report from sql/reports; --list shows them", runReport},
 	}
 }
 
