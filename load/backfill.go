@@ -3,6 +3,7 @@ package load
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -56,9 +57,13 @@ type part struct {
 
 // checkpoint is the on-disk progress of a backfill run, in state/backfill/<run>.json.
 type checkpoint struct {
-	Run   string    `json:"run"`
-	Parts []part    `json:"parts"`
-	Start time.Time `json:"started_at"`
+	Run string `json:"run"`
+	// Generation is random, drawn when the run starts (or restarts), and part of every batch ID: a restarted
+	// run, or the same command on another replica, never finds the BigQuery jobs of an earlier one and takes
+	// them for its own. Resuming keeps it, so a resumed batch finds its own jobs.
+	Generation string    `json:"generation"`
+	Parts      []part    `json:"parts"`
+	Start      time.Time `json:"started_at"`
 }
 
 // Backfill replays archived or exported payload files through the same transform and warehouse load as the
@@ -105,7 +110,7 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 			size += cp.Parts[j].Size
 			j++
 		}
-		id := fmt.Sprintf("bf-%s-%06d-%06d", cp.Run, i, j-1)
+		id := fmt.Sprintf("bf-%s%s-%06d-%06d", cp.Run, cp.Generation, i, j-1)
 		progress := func(read int64, c transform.Counts) {
 			if opts.Progress != nil {
 				c.Lines += rep.Counts.Lines
@@ -230,7 +235,11 @@ func (l *Loader) backfillCheckpoint(opts BackfillOptions) (*checkpoint, string, 
 			return &cp, path, nil
 		}
 	}
-	cp := &checkpoint{Run: run, Start: l.opts.Now().UTC()}
+	gen := make([]byte, 3)
+	if _, err := rand.Read(gen); err != nil {
+		return nil, "", fmt.Errorf("draw backfill generation: %w", err)
+	}
+	cp := &checkpoint{Run: run, Generation: hex.EncodeToString(gen), Start: l.opts.Now().UTC()}
 	for _, f := range opts.Files {
 		parts, err := splitFile(f, opts.PartBytes)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,11 +75,19 @@ func TestBackfillResumesAndIsIdempotent(t *testing.T) {
 	if got := warehouseCounts(t, dataDir); got != want {
 		t.Fatalf("after a kill and a resume: %s, want %s", got, want)
 	}
+	// The resumed run named its batches as the killed one did (so BigQuery would find that run's jobs); a
+	// restart names them afresh (so it never takes an earlier run's jobs for its own).
+	if n := backfillGenerations(t, dataDir); n != 1 {
+		t.Errorf("killed and resumed run: %d batch generations, want 1", n)
+	}
 	if out, err := backfill(t, dataDir, nil, "--restart", in); err != nil {
 		t.Fatalf("restarted backfill: %v\n%s", err, out)
 	}
 	if got := warehouseCounts(t, dataDir); got != want {
 		t.Fatalf("after a second full backfill: %s, want %s", got, want)
+	}
+	if n := backfillGenerations(t, dataDir); n != 2 {
+		t.Errorf("after --restart: %d batch generations, want 2", n)
 	}
 	if strings.Contains(want, "events=0") {
 		t.Fatalf("nothing was loaded: %s", want)
@@ -103,4 +112,17 @@ func TestBackfillFiltersAndBadLines(t *testing.T) {
 	if out, err := backfill(t, t.TempDir(), nil, "--dry-run", in); err != nil || !strings.Contains(out, "(dry run)") {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
+}
+
+// backfillGenerations counts the distinct run-and-generation parts of the backfill batch IDs the warehouse
+// recorded.
+func backfillGenerations(t *testing.T, dataDir string) int {
+	t.Helper()
+	code, out, stderr := runIn(t, "sql", "SELECT count(DISTINCT split_part(batch_id, '-', 2)) AS n FROM _sendpilot_batches WHERE batch_id LIKE 'bf-%'",
+		"--data-dir", dataDir, "--format", "csv")
+	var n int
+	if _, err := fmt.Sscanf(out, "n\n%d", &n); code != 0 || err != nil {
+		t.Fatalf("count generations: exit %d, %v: %s%s", code, err, out, stderr)
+	}
+	return n
 }
