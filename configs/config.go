@@ -58,6 +58,10 @@ type BigQuery struct {
 	// Bucket, when set, stages Parquet files in this Cloud Storage bucket and loads them from there (retried by
 	// the client library); otherwise files are uploaded with each load job.
 	Bucket string `yaml:"bucket"`
+	// EmulatorHost, when set (host:port), sends every BigQuery call to an emulator such as
+	// goccy/bigquery-emulator over plain HTTP, without credentials, as the other Google SDKs do with their
+	// *_EMULATOR_HOST variables. For local trials and tests only.
+	EmulatorHost string `yaml:"emulator_host"`
 }
 
 // Load configures batch loads into the warehouse.

@@ -119,6 +119,9 @@ func TestEndToEndExactlyOnceUnderKills(t *testing.T) {
 			t.Fatalf("still loading after 20 runs:\n%s", out)
 		}
 	}
+	if outcome.Expect.Leads == 0 || outcome.Expect.Experience == 0 || outcome.Expect.Education == 0 {
+		t.Errorf("the corpus carried no leads, experience or education (%+v): the child tables were not exercised", outcome.Expect)
+	}
 	e2etest.Check(t, outcome, func(q string) [][]any {
 		res, err := duckdb.Query(context.Background(), filepath.Join(dataDir, "warehouse.duckdb"), q, duckdb.QueryOptions{})
 		if err != nil {

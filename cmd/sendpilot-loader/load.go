@@ -44,9 +44,14 @@ func openWarehouse(cfg configs.Config) (load.Warehouse, error) {
 		w.MemoryLimit = int64(cfg.Load.DuckDBMemoryLimit)
 		return w, nil
 	}
-	return bigquery.New(context.Background(), bigquery.Config{
+	return openBigQuery(context.Background(), cfg)
+}
+
+// openBigQuery connects to the configured BigQuery project, or to the emulator when one is configured.
+func openBigQuery(ctx context.Context, cfg configs.Config) (*bigquery.Warehouse, error) {
+	return bigquery.New(ctx, bigquery.Config{
 		Project: cfg.BigQuery.Project, Dataset: cfg.BigQuery.Dataset, Location: cfg.BigQuery.Location,
-		Bucket: cfg.BigQuery.Bucket,
+		Bucket: cfg.BigQuery.Bucket, EmulatorHost: cfg.BigQuery.EmulatorHost,
 	})
 }
 

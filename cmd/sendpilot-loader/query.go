@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"sendpilot-loader/configs"
-	"sendpilot-loader/load/bigquery"
 	"sendpilot-loader/load/duckdb"
 	sqlfiles "sendpilot-loader/sql"
 )
@@ -134,7 +133,7 @@ func runQuery(ctx context.Context, env *environment, cfg configs.Config, query, 
 // DuckDB it says so on stderr, once, when a load holds the file and it has to wait.
 func queryWarehouse(ctx context.Context, env *environment, cfg configs.Config, query string) (*sqlfiles.Result, error) {
 	if cfg.BigQuery.Project != "" {
-		w, err := bigquery.New(ctx, bigquery.Config{Project: cfg.BigQuery.Project, Dataset: cfg.BigQuery.Dataset, Location: cfg.BigQuery.Location})
+		w, err := openBigQuery(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}

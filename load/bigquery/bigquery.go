@@ -56,6 +56,9 @@ type Config struct {
 	Bucket string
 	// Prefix is the object name prefix under Bucket (default "sendpilot-loader").
 	Prefix string
+	// EmulatorHost (host:port), when set, sends every call to a BigQuery emulator over plain HTTP without
+	// credentials, and uploads each file in one request (the emulator breaks resumable uploads over 16 MiB).
+	EmulatorHost string
 }
 
 // naturalKeys are the dedup keys of each table.
@@ -99,6 +102,10 @@ func New(ctx context.Context, cfg Config, opts ...option.ClientOption) (*Warehou
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "sendpilot-loader"
+	}
+	if cfg.EmulatorHost != "" {
+		opts = append([]option.ClientOption{option.WithEndpoint("http://" + cfg.EmulatorHost), option.WithoutAuthentication()}, opts...)
+		cfg.SingleRequestUpload = true
 	}
 	c, err := bigquery.NewClient(ctx, cfg.Project, opts...)
 	if err != nil {

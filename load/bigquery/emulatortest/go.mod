@@ -15,6 +15,7 @@ require (
 	github.com/gorilla/handlers v1.5.2 // indirect
 	github.com/pkg/xattr v0.4.12 // indirect
 	go.opencensus.io v0.24.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
 require (
