@@ -156,7 +156,7 @@ func Defaults() Config {
 		Load: Load{
 			Schedule:          "@every 1m",
 			MaxBatchBytes:     256 * MiB,
-			DuckDBMemoryLimit: 512 * MiB,
+			DuckDBMemoryLimit: 128 * MiB,
 			Attempts:          3,
 			Backoff:           2 * time.Second,
 		},

@@ -16,14 +16,16 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
-	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" database/sql driver
+	"github.com/duckdb/duckdb-go/v2"
 
 	"sendpilot-loader/load"
 	sqlfiles "sendpilot-loader/sql"
@@ -59,27 +61,48 @@ func (w *Warehouse) Name() string { return "duckdb:" + w.path }
 
 // Open opens the database file for writing, waiting up to timeout while another process holds it.
 func Open(ctx context.Context, path string, timeout time.Duration) (*sql.DB, error) {
-	return openDSN(ctx, path, 0, timeout)
-}
-
-func openDSN(ctx context.Context, path string, memoryLimit int64, timeout time.Duration) (*sql.DB, error) {
-	dsn := path
-	if memoryLimit > 0 {
-		dsn += fmt.Sprintf("?memory_limit=%dMB", max(memoryLimit>>20, 64))
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create warehouse dir: %w", err)
 	}
-	return openWaiting(ctx, path, dsn, timeout, nil)
+	return openWaiting(ctx, path, path, nil, timeout, nil)
 }
 
-// openWaiting opens dsn, retrying while another process holds the file, for up to timeout. It calls onWait,
-// if set, once when it starts waiting.
-func openWaiting(ctx context.Context, path, dsn string, timeout time.Duration, onWait func()) (*sql.DB, error) {
+// loadRowGroupSize is the row group size of the loader's connection. The rows a transaction appends stay in
+// memory until a whole row group is full; with DuckDB's default (122,880 rows) a batch's wide leads never
+// filled one, so a whole batch was held (or spilled) until its commit. Smaller row groups go to the file as
+// the insert runs, and their pages can simply be evicted.
+const loadRowGroupSize = 16384
+
+// openForLoad opens the file for loading with bounded memory: an in-memory DuckDB instance with one thread (a
+// parallel insert keeps a partial row group per thread, doubling memory) and memoryLimit bytes that attaches
+// the file with small row groups (an ATTACH option, not stored in the file). The file is attached under the
+// catalog name DuckDB gives it when opened directly, so names qualified with it mean the same in both.
+func openForLoad(ctx context.Context, path string, memoryLimit int64, timeout time.Duration) (*sql.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create warehouse dir: %w", err)
+	}
+	params := []string{"threads=1"}
+	if memoryLimit > 0 {
+		params = append(params, fmt.Sprintf("memory_limit=%dMB", max(memoryLimit>>20, 64)))
+	}
+	alias := `"` + strings.ReplaceAll(strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)), `"`, `""`) + `"`
+	setup := fmt.Sprintf(`SET temp_directory = %s; SET write_buffer_row_group_count = 1;
+ATTACH IF NOT EXISTS %s AS %s (ROW_GROUP_SIZE %d); USE %s`, quote(path+".tmp"), quote(path), alias, loadRowGroupSize, alias)
+	init := func(e driver.ExecerContext) error {
+		_, err := e.ExecContext(context.Background(), setup, nil)
+		return err
+	}
+	return openWaiting(ctx, path, "?"+strings.Join(params, "&"), init, timeout, nil)
+}
+
+// openWaiting opens dsn (running init on each new connection), retrying while another process holds the
+// file, for up to timeout. It calls onWait, if set, once when it starts waiting.
+func openWaiting(ctx context.Context, path, dsn string, init func(driver.ExecerContext) error, timeout time.Duration, onWait func()) (*sql.DB, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		db, err := sql.Open("duckdb", dsn)
+		c, err := duckdb.NewConnector(dsn, init)
 		if err == nil {
+			db := sql.OpenDB(c)
 			err = db.PingContext(ctx)
 			if err == nil {
 				db.SetMaxOpenConns(1) // one connection: a transaction and its statements share it
@@ -114,7 +137,7 @@ func (w *Warehouse) open(ctx context.Context) error {
 	if w.db != nil {
 		return nil
 	}
-	db, err := openDSN(ctx, w.path, w.MemoryLimit, w.BusyTimeout)
+	db, err := openForLoad(ctx, w.path, w.MemoryLimit, w.BusyTimeout)
 	if err != nil {
 		return err
 	}
@@ -157,6 +180,8 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 	if err := w.open(ctx); err != nil {
 		return res, err
 	}
+	// The transform has just left a heap of garbage: hand it back to the OS before DuckDB's memory comes on top.
+	debug.FreeOSMemory()
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return res, fmt.Errorf("begin load: %w", err)

@@ -38,7 +38,7 @@ func Query(ctx context.Context, path, query string, opts QueryOptions) (*sqlfile
 	if opts.BusyTimeout == 0 {
 		opts.BusyTimeout = 30 * time.Second
 	}
-	db, err := openWaiting(ctx, path, path+"?access_mode=READ_ONLY", opts.BusyTimeout, opts.OnWait)
+	db, err := openWaiting(ctx, path, path+"?access_mode=READ_ONLY", nil, opts.BusyTimeout, opts.OnWait)
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,8 @@ import (
 // files), and the funnel and status views give the values computed by hand.
 func TestViewsAndReports(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "warehouse.duckdb")
+	// Not the default file name: the loader attaches the file, and the reader opens it directly.
+	path := filepath.Join(t.TempDir(), "analytics.duckdb")
 	w := New(path)
 	if err := w.Ensure(ctx); err != nil {
 		t.Fatal(err)
