@@ -260,12 +260,12 @@ func TestSchedule(t *testing.T) {
 	for _, tc := range []struct {
 		spec string
 		runs int
-	}{{"@every 1m", 1440}, {"*/5 * * * *", 288}, {"@every 30s", load.BigQueryDailyLoadJobs + 1}, {"0 3 * * *", 1}} {
+	}{{"@every 1m", 1440}, {"*/5 * * * *", 288}, {"@every 30s", load.BigQueryDailyTableOperations + 1}, {"0 3 * * *", 1}} {
 		s, err := load.ParseSchedule(tc.spec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := load.RunsPerDay(s, from, load.BigQueryDailyLoadJobs); got != tc.runs {
+		if got := load.RunsPerDay(s, from, load.BigQueryDailyTableOperations); got != tc.runs {
 			t.Errorf("RunsPerDay(%q) = %d, want %d", tc.spec, got, tc.runs)
 		}
 	}

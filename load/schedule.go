@@ -22,8 +22,10 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 	return s, nil
 }
 
-// BigQueryDailyLoadJobs is BigQuery's limit of load jobs per table per day. Each batch uses one per table.
-const BigQueryDailyLoadJobs = 1500
+// BigQueryDailyTableOperations is BigQuery's daily limit of operations that change one table (load jobs, DML
+// such as MERGE, copies). Each batch changes each final table once, with its MERGE (its load and dedup jobs
+// write tables of their own), so one replica may run at most this many batches a day; N replicas share it.
+const BigQueryDailyTableOperations = 1500
 
 // RunsPerDay counts the activations of a schedule in the 24 hours after from, stopping past limit.
 func RunsPerDay(s cron.Schedule, from time.Time, limit int) int {

@@ -144,9 +144,9 @@ func startSchedule(cfg configs.Config, log *slog.Logger, reg prometheus.Register
 		return nil, fmt.Errorf("prepare loader: %w", err)
 	}
 	spec, _ := load.ParseSchedule(cfg.Load.Schedule)
-	if n := load.RunsPerDay(spec, time.Now(), load.BigQueryDailyLoadJobs); n > load.BigQueryDailyLoadJobs {
-		log.Warn("load schedule runs more often than BigQuery allows load jobs per table per day",
-			"schedule", cfg.Load.Schedule, "runs_per_day", fmt.Sprintf(">%d", load.BigQueryDailyLoadJobs))
+	if n := load.RunsPerDay(spec, time.Now(), load.BigQueryDailyTableOperations); cfg.BigQuery.Project != "" && n > load.BigQueryDailyTableOperations {
+		log.Warn("load schedule runs more often than BigQuery allows changes to a table per day (and replicas share that quota)",
+			"schedule", cfg.Load.Schedule, "runs_per_day", fmt.Sprintf(">%d", load.BigQueryDailyTableOperations), "limit", load.BigQueryDailyTableOperations)
 	}
 	sched, err := load.NewScheduler(cfg.Load.Schedule, log, func(ctx context.Context) {
 		rep, err := l.Run(ctx)
