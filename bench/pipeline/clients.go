@@ -124,9 +124,10 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[max(i, 0)]
 }
 
-// drive runs clients closed-loop goroutines posting to url until d has passed or budget requests have been
-// started. Every acknowledged event goes to smp when it is not nil.
-func drive(ctx context.Context, client *http.Client, p *pool, ids *idSource, url string, clients int, d time.Duration, budget int64, smp sampler) result {
+// drive runs clients goroutines posting to url until d has passed or budget requests have been started:
+// closed-loop when rate is 0, otherwise together starting at most rate requests per second (an open-loop
+// arrival rate, as long as the clients keep up). Every acknowledged event goes to smp when it is not nil.
+func drive(ctx context.Context, client *http.Client, p *pool, ids *idSource, url string, clients int, d time.Duration, budget int64, rate float64, smp sampler) result {
 	var (
 		left   atomic.Int64
 		wg     sync.WaitGroup
@@ -136,9 +137,15 @@ func drive(ctx context.Context, client *http.Client, p *pool, ids *idSource, url
 	left.Store(budget)
 	start := time.Now()
 	deadline := start.Add(d)
+	var tokens <-chan time.Time
+	if rate > 0 {
+		tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+		defer tick.Stop()
+		tokens = tick.C
+	}
 	for range clients {
 		wg.Go(func() {
-			r := worker(ctx, client, p, ids, url, deadline, &left, smp)
+			r := worker(ctx, client, p, ids, url, deadline, &left, tokens, smp)
 			mu.Lock()
 			defer mu.Unlock()
 			merged.latencies = append(merged.latencies, r.latencies...)
@@ -157,9 +164,9 @@ func drive(ctx context.Context, client *http.Client, p *pool, ids *idSource, url
 	return merged
 }
 
-// worker posts events one after another until the deadline, the shared budget or ctx runs out. Building and
-// signing a body happen outside the latency measurement.
-func worker(ctx context.Context, client *http.Client, p *pool, ids *idSource, url string, deadline time.Time, left *atomic.Int64, smp sampler) result {
+// worker posts events one after another until the deadline, the shared budget or ctx runs out, taking a token
+// before each one when tokens is not nil. Building and signing a body happen outside the latency measurement.
+func worker(ctx context.Context, client *http.Client, p *pool, ids *idSource, url string, deadline time.Time, left *atomic.Int64, tokens <-chan time.Time, smp sampler) result {
 	var r result
 	fail := func(err error) {
 		r.errors++
@@ -168,6 +175,13 @@ func worker(ctx context.Context, client *http.Client, p *pool, ids *idSource, ur
 		}
 	}
 	for ctx.Err() == nil && time.Now().Before(deadline) && left.Add(-1) >= 0 {
+		if tokens != nil {
+			select {
+			case <-tokens:
+			case <-time.After(time.Until(deadline)):
+				return r
+			}
+		}
 		id, i := ids.next(len(p.rests))
 		rest := p.rests[i]
 		body := make([]byte, 0, len(idPrefix)+len(id)+len(rest))

@@ -63,9 +63,9 @@ func measureServe(ctx context.Context, s runSpec, dataDir, schedule string, with
 
 	var warm result
 	if s.opts.warmup > 0 {
-		warm = drive(ctx, client, s.pool, ids, ch.url, s.clients, s.opts.warmup, 1<<62, nil)
+		warm = drive(ctx, client, s.pool, ids, ch.url, s.clients, s.opts.warmup, 1<<62, s.opts.rate, nil)
 	}
-	res := drive(ctx, client, s.pool, ids, ch.url, s.clients, s.opts.duration, s.opts.maxRequests, smp)
+	res := drive(ctx, client, s.pool, ids, ch.url, s.clients, s.opts.duration, s.opts.maxRequests, s.opts.rate, smp)
 	close(ingestDone)
 	fmt.Fprintf(os.Stderr, "clients=%d %s: %s\n", s.clients, name, res.summary())
 

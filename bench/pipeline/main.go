@@ -29,7 +29,10 @@
 //
 // Usage:
 //
-//	go run ./bench/pipeline [--clients 16,64] [--duration 10s] [--schedule '@every 2s'] [--dir ./bench-data/pipeline]
+//	go run ./bench/pipeline [--clients 16,64] [--duration 10s] [--rate 0] [--schedule '@every 2s'] [--dir ./bench-data/pipeline]
+//
+// With --rate the clients together start at most that many requests per second: a steady load well under
+// the ceiling shows the latency an operator sees, where the closed loop shows the ceiling and a backlog.
 package main
 
 import (
@@ -65,6 +68,7 @@ type options struct {
 	poolSize       int
 	seed           uint64
 	noLoadRun      bool
+	rate           float64
 	keep           bool
 }
 
@@ -100,6 +104,7 @@ func parseFlags(args []string) (options, error) {
 	fl.IntVar(&o.poolSize, "pool", 2000, "distinct corpus events to cycle through (each post gets a fresh eventId)")
 	fl.Uint64Var(&o.seed, "seed", 1, "corpus generator seed")
 	fl.BoolVar(&o.noLoadRun, "no-load-run", true, "also measure serve with scheduled loads off")
+	fl.Float64Var(&o.rate, "rate", 0, "requests per second, all clients together (0: closed loop, as fast as they go)")
 	fl.BoolVar(&o.keep, "keep", false, "keep the data directories (buffer, archive, warehouse, serve.log) after the run")
 	if err := fl.Parse(args); err != nil {
 		return options{}, err
@@ -117,6 +122,8 @@ func parseFlags(args []string) (options, error) {
 	switch {
 	case o.duration <= 0 || o.maxRequests < 1 || o.sampleEvery < 1 || o.pollInterval <= 0 || o.visibleTimeout <= 0:
 		return options{}, errors.New("parse flags: --duration, --max-requests, --sample-every, --poll-interval and --visible-timeout must be positive")
+	case o.rate < 0:
+		return options{}, errors.New("parse flags: --rate must not be negative")
 	case o.warmup < 0:
 		return options{}, errors.New("parse flags: --warmup must not be negative")
 	case o.poolSize < 1 || o.poolSize > 100000:
@@ -233,9 +240,9 @@ func measureNoop(ctx context.Context, s runSpec, url string) (result, error) {
 	defer closeIdle()
 	ids := newIDSource(fmt.Sprintf("c%dnoop", s.clients))
 	if s.opts.warmup > 0 {
-		drive(ctx, client, s.pool, ids, url, s.clients, s.opts.warmup, 1<<62, nil)
+		drive(ctx, client, s.pool, ids, url, s.clients, s.opts.warmup, 1<<62, s.opts.rate, nil)
 	}
-	res := drive(ctx, client, s.pool, ids, url, s.clients, s.opts.duration, s.opts.maxRequests, nil)
+	res := drive(ctx, client, s.pool, ids, url, s.clients, s.opts.duration, s.opts.maxRequests, s.opts.rate, nil)
 	fmt.Fprintf(os.Stderr, "clients=%d no-op: %s\n", s.clients, res.summary())
 	return res, ctx.Err()
 }

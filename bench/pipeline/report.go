@@ -16,10 +16,14 @@ import (
 
 // printReport writes the Markdown tables, the machine description and the memory line.
 func printReport(w io.Writer, o options, p *pool, levels []levelResult, dirFS string) {
-	fmt.Fprintf(w, "Closed loop, %v per run (max %d requests) after a %v warm-up. Bodies: %d bench corpus events cycled "+
+	mode := "Closed loop"
+	if o.rate > 0 {
+		mode = fmt.Sprintf("Paced at %g requests/s (all clients together)", o.rate)
+	}
+	fmt.Fprintf(w, "%s, %v per run (max %d requests) after a %v warm-up. Bodies: %d bench corpus events cycled "+
 		"(mean %.1f KB, %.1f%% lead extractor/database jobs), each posted with a fresh eventId, HMAC-signed, signature enforced. "+
 		"serve child: default DuckDB warehouse, loads %q, segment_max_age %v, other settings default.\n\n",
-		o.duration, o.maxRequests, o.warmup, len(p.rests), p.meanBytes()/1000, 100*float64(p.jobs)/float64(len(p.rests)),
+		mode, o.duration, o.maxRequests, o.warmup, len(p.rests), p.meanBytes()/1000, 100*float64(p.jobs)/float64(len(p.rests)),
 		o.schedule, o.segmentMaxAge)
 
 	fmt.Fprintln(w, "| clients | target | acks/s | MB/s | p50 | p99 | errors | ÷ no-op acks/s | serve peak RSS | batches loaded by serve |")
