@@ -14,7 +14,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -22,14 +21,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -41,6 +36,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"sendpilot-loader/bench/benchkit"
 	"sendpilot-loader/configs"
 	"sendpilot-loader/extract"
 	"sendpilot-loader/extract/buffer"
@@ -99,12 +95,9 @@ func parseFlags(args []string) (options, error) {
 	if fl.NArg() > 0 {
 		return options{}, fmt.Errorf("parse flags: unexpected arguments %q", fl.Args())
 	}
-	for f := range strings.SplitSeq(*clients, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return options{}, fmt.Errorf("parse --clients: %q is not a positive integer", f)
-		}
-		o.clients = append(o.clients, n)
+	var err error
+	if o.clients, err = benchkit.ParseLevels(*clients); err != nil {
+		return options{}, err
 	}
 	if o.duration <= 0 || o.warmup < 0 || o.maxRequests < 1 || o.bodyBytes < 0 {
 		return options{}, errors.New("parse flags: --duration and --max-requests must be positive, --warmup and --body-bytes not negative")
@@ -122,7 +115,7 @@ func run(ctx context.Context, o options) (err error) {
 		defer stopProfile()
 	}
 
-	created, err := prepareDir(o.dir)
+	created, err := benchkit.PrepareDir(o.dir)
 	if err != nil {
 		return err
 	}
@@ -144,10 +137,11 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, durable.close()) }()
-	noop, err := serveLoopback("no-op", http.HandlerFunc(noopHandler))
+	noopHS, err := benchkit.Serve("no-op", http.HandlerFunc(benchkit.NoopHandler))
 	if err != nil {
 		return err
 	}
+	noop := &server{Server: noopHS}
 	defer func() { err = errors.Join(err, noop.close()) }()
 
 	gen := newGenerator(o.bodyBytes)
@@ -159,7 +153,7 @@ func run(ctx context.Context, o options) (err error) {
 		}
 		rows = append(rows, r)
 	}
-	printReport(os.Stdout, o, gen, rows, fsType(bufDir))
+	printReport(os.Stdout, o, gen, rows, benchkit.FSType(bufDir))
 	return nil
 }
 
@@ -179,69 +173,11 @@ func startCPUProfile(path string) (func(), error) {
 	}, nil
 }
 
-// prepareDir creates dir and returns the topmost directory it had to create, or "" if dir already existed, so
-// that cleanup removes exactly what the benchmark created and nothing that was there before.
-func prepareDir(dir string) (string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("resolve bench dir: %w", err)
-	}
-	created := ""
-	for p := abs; ; p = filepath.Dir(p) {
-		_, err := os.Stat(p)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("stat bench dir: %w", err)
-		}
-		created = p
-		if filepath.Dir(p) == p {
-			break
-		}
-	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return "", fmt.Errorf("create bench dir: %w", err)
-	}
-	return created, nil
-}
-
 // server is one in-process HTTP server on a loopback listener.
 type server struct {
-	name   string // "durable" or "no-op"; also the "target" profiler label
-	url    string
-	srv    *http.Server
-	served chan error
-	reg    *prometheus.Registry // the durable server's metrics; nil for the no-op server
-	buf    *buffer.Buffer       // the durable server's log; nil for the no-op server
-}
-
-// serveLoopback serves h on 127.0.0.1 at a free port with the http.Server settings of "serve". The goroutines
-// serving its connections carry the profiler labels role=server and target=name.
-func serveLoopback(name string, h http.Handler) (*server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	cfg := configs.Defaults().Server
-	s := &server{
-		name: name,
-		url:  "http://" + ln.Addr().String() + configs.Defaults().Webhook.Path,
-		srv: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-			ReadTimeout:       cfg.ReadTimeout,
-			WriteTimeout:      cfg.WriteTimeout,
-			IdleTimeout:       cfg.IdleTimeout,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
-		},
-		served: make(chan error, 1),
-	}
-	go pprof.Do(context.Background(), pprof.Labels("role", "server", "target", name), func(context.Context) {
-		s.served <- s.srv.Serve(ln)
-	})
-	return s, nil
+	*benchkit.Server
+	reg *prometheus.Registry // the durable server's metrics; nil for the no-op server
+	buf *buffer.Buffer       // the durable server's log; nil for the no-op server
 }
 
 // startDurable opens a buffer in dir and serves the real receiver over it, as "serve" does with the default
@@ -273,39 +209,23 @@ func startDurable(dir string) (*server, error) {
 		Store:         buf,
 		Registry:      reg,
 	})
-	s, err := serveLoopback("durable", rc)
+	hs, err := benchkit.Serve("durable", rc)
 	if err != nil {
 		buf.Close()
 		return nil, err
 	}
-	s.reg, s.buf = reg, buf
-	return s, nil
+	return &server{Server: hs, reg: reg, buf: buf}, nil
 }
 
 // close shuts the server down gracefully and then closes its buffer, if any.
 func (s *server) close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), configs.Defaults().Server.ShutdownTimeout)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if serveErr := <-s.served; !errors.Is(serveErr, http.ErrServerClosed) {
-		err = errors.Join(err, fmt.Errorf("serve http: %w", serveErr))
-	}
+	err := s.Close()
 	if s.buf != nil {
 		if bufErr := s.buf.Close(); bufErr != nil {
 			err = errors.Join(err, fmt.Errorf("close buffer: %w", bufErr))
 		}
 	}
 	return err
-}
-
-// noopHandler reads the whole body and answers 200 with a short JSON body: the most any receiver can do.
-func noopHandler(w http.ResponseWriter, r *http.Request) {
-	if _, err := io.Copy(io.Discard, r.Body); err != nil {
-		http.Error(w, "could not read body", http.StatusBadRequest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, `{"status":"stored","message":"stored"}`+"\n")
 }
 
 // generator builds signed SendPilot events, each with an eventId unique within the process.
@@ -367,16 +287,10 @@ func (r result) rate() float64 {
 }
 
 // quantile returns the q-quantile (0..1) of the latencies, or 0 if there are none.
-func (r result) quantile(q float64) time.Duration {
-	if len(r.latencies) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(q*float64(len(r.latencies)))) - 1
-	return r.latencies[max(i, 0)]
-}
+func (r result) quantile(q float64) time.Duration { return benchkit.Quantile(r.latencies, q) }
 
 // load runs clients closed-loop goroutines against s until the duration has passed or budget requests have
-// been started; they carry the profiler labels role=client and target=s.name. Building and signing a body
+// been started; they carry the profiler labels role=client and target=s.Name. Building and signing a body
 // happens outside each latency measurement, though inside the loop: every event needs its own eventId, and
 // holding max-requests bodies in memory would distort the memory figures.
 func load(ctx context.Context, client *http.Client, gen *generator, s *server, clients int, d time.Duration, budget int64) result {
@@ -391,8 +305,8 @@ func load(ctx context.Context, client *http.Client, gen *generator, s *server, c
 	deadline := start.Add(d)
 	for range clients {
 		wg.Go(func() {
-			pprof.Do(ctx, pprof.Labels("role", "client", "target", s.name), func(ctx context.Context) {
-				lat, errs := worker(ctx, client, gen, s.url, deadline, &left)
+			pprof.Do(ctx, pprof.Labels("role", "client", "target", s.Name), func(ctx context.Context) {
+				lat, errs := worker(ctx, client, gen, s.URL, deadline, &left)
 				mu.Lock()
 				merged.latencies = append(merged.latencies, lat...)
 				merged.errors += errs
@@ -522,7 +436,7 @@ func measure(ctx context.Context, o options, gen *generator, s *server, clients 
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 
 	runtime.GC()
-	fmt.Fprintf(os.Stderr, "clients=%d %s: warming up\n", clients, s.name)
+	fmt.Fprintf(os.Stderr, "clients=%d %s: warming up\n", clients, s.Name)
 	if o.warmup > 0 {
 		load(ctx, client, gen, s, clients, o.warmup, math.MaxInt64)
 	}
@@ -532,7 +446,7 @@ func measure(ctx context.Context, o options, gen *generator, s *server, clients 
 		}
 	}
 	res := load(ctx, client, gen, s, clients, o.duration, o.maxRequests)
-	fmt.Fprintf(os.Stderr, "clients=%d %s: %d acks, %d errors in %v\n", clients, s.name, res.acks, res.errors, res.elapsed.Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "clients=%d %s: %d acks, %d errors in %v\n", clients, s.Name, res.acks, res.errors, res.elapsed.Round(time.Millisecond))
 	return res, nil
 }
 
@@ -548,8 +462,8 @@ func printReport(w io.Writer, o options, gen *generator, rows []row, dirFS strin
 			ratio = r.durable.rate() / r.noop.rate()
 		}
 		fmt.Fprintf(w, "| %d | %.0f | %s | %s | %.0f | %s | %s | %.2f | %s |\n", r.clients,
-			r.durable.rate(), fmtDuration(r.durable.quantile(0.5)), fmtDuration(r.durable.quantile(0.99)),
-			r.noop.rate(), fmtDuration(r.noop.quantile(0.5)), fmtDuration(r.noop.quantile(0.99)),
+			r.durable.rate(), benchkit.FormatDuration(r.durable.quantile(0.5)), benchkit.FormatDuration(r.durable.quantile(0.99)),
+			r.noop.rate(), benchkit.FormatDuration(r.noop.quantile(0.5)), benchkit.FormatDuration(r.noop.quantile(0.99)),
 			ratio, perCommit(r.commit.records, r.commit.commits))
 	}
 	fmt.Fprintln(w)
@@ -561,11 +475,11 @@ func printReport(w io.Writer, o options, gen *generator, rows []row, dirFS strin
 			meanFsync = time.Duration(r.commit.fsyncSeconds / r.commit.fsyncs * float64(time.Second))
 		}
 		fmt.Fprintf(w, "| %d | %d | %d | %.0f | %s | %d | %d |\n", r.clients, r.durable.acks, r.durable.errors,
-			r.commit.fsyncs, fmtDuration(meanFsync), r.noop.acks, r.noop.errors)
+			r.commit.fsyncs, benchkit.FormatDuration(meanFsync), r.noop.acks, r.noop.errors)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Machine: %d CPUs (runtime.NumCPU), %s/%s, %s, %s; --dir file system: %s.\n",
-		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel(), runtime.Version(), dirFS)
+		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, benchkit.CPUModel(), runtime.Version(), dirFS)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Fprintf(w, "Memory (one process holds both servers and all clients): peak RSS (VmHWM) %s, Go heap in use at end %.1f MiB.\n",
@@ -580,26 +494,9 @@ func perCommit(sum, count float64) string {
 	return fmt.Sprintf("%.1f", sum/count)
 }
 
-// fmtDuration prints microseconds below a millisecond and milliseconds with two decimals above.
-func fmtDuration(d time.Duration) string {
-	if d < time.Millisecond {
-		return fmt.Sprintf("%d µs", d.Microseconds())
-	}
-	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
-}
-
-// cpuModel returns the first "model name" of /proc/cpuinfo, or "unknown CPU".
-func cpuModel() string {
-	v := procField("/proc/cpuinfo", "model name")
-	if v == "" {
-		return "unknown CPU"
-	}
-	return v
-}
-
 // peakRSS returns VmHWM from /proc/self/status, or "unknown".
 func peakRSS() string {
-	v := procField("/proc/self/status", "VmHWM")
+	v := benchkit.ProcField("/proc/self/status", "VmHWM")
 	if v == "" {
 		return "unknown"
 	}
@@ -608,50 +505,4 @@ func peakRSS() string {
 		return v
 	}
 	return fmt.Sprintf("%.1f MiB", kb/1024)
-}
-
-// procField returns the value of the first "key: value" line of a /proc file, or "" if there is none.
-func procField(path, key string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// mountUnescaper undoes the octal escapes /proc/mounts uses in mount points.
-var mountUnescaper = strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-
-// fsType returns the type and device of the file system holding dir, from the longest matching mount point
-// in /proc/mounts, or "unknown".
-func fsType(dir string) string {
-	path, err := filepath.Abs(dir)
-	if err == nil {
-		path, err = filepath.EvalSymlinks(path)
-	}
-	data, readErr := os.ReadFile("/proc/mounts")
-	if err != nil || readErr != nil {
-		return "unknown"
-	}
-	best, found := "", "unknown"
-	for line := range strings.Lines(string(data)) {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue
-		}
-		mp := mountUnescaper.Replace(f[1])
-		inside := mp == "/" || path == mp || strings.HasPrefix(path, mp+"/")
-		if inside && len(mp) >= len(best) {
-			best, found = mp, fmt.Sprintf("%s (%s on %s)", f[2], f[0], mp)
-		}
-	}
-	return found
 }

@@ -3,11 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"math"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sendpilot-loader/bench/benchkit"
 	"sendpilot-loader/bench/corpus"
-	"sendpilot-loader/configs"
 	"sendpilot-loader/extract"
 )
 
@@ -104,7 +101,7 @@ func (r result) mbPerSec() float64 {
 }
 
 // quantile returns the q-quantile (0..1) of the latencies, or 0 if there are none.
-func (r result) quantile(q float64) time.Duration { return quantile(r.latencies, q) }
+func (r result) quantile(q float64) time.Duration { return benchkit.Quantile(r.latencies, q) }
 
 // summary is a one-line description for progress output.
 func (r result) summary() string {
@@ -113,15 +110,6 @@ func (r result) summary() string {
 		s += "; first error: " + r.firstErr
 	}
 	return s
-}
-
-// quantile returns the q-quantile (0..1) of sorted durations, or 0 if there are none.
-func quantile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(i, 0)]
 }
 
 // drive runs clients goroutines posting to url until d has passed or budget requests have been started:
@@ -233,58 +221,4 @@ func post(client *http.Client, req *http.Request) error {
 		return fmt.Errorf("post event: status %s", resp.Status)
 	}
 	return nil
-}
-
-// noopServer is the in-process ceiling: a loopback server whose handler only reads the body.
-type noopServer struct {
-	url    string
-	srv    *http.Server
-	served chan error
-}
-
-// startNoop serves the no-op handler on 127.0.0.1 at a free port with the http.Server settings of "serve".
-func startNoop() (*noopServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	cfg := configs.Defaults()
-	s := &noopServer{
-		url: "http://" + ln.Addr().String() + cfg.Webhook.Path,
-		srv: &http.Server{
-			Handler:           http.HandlerFunc(noopHandler),
-			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
-			ReadTimeout:       cfg.Server.ReadTimeout,
-			WriteTimeout:      cfg.Server.WriteTimeout,
-			IdleTimeout:       cfg.Server.IdleTimeout,
-			MaxHeaderBytes:    64 << 10,
-		},
-		served: make(chan error, 1),
-	}
-	go func() { s.served <- s.srv.Serve(ln) }()
-	return s, nil
-}
-
-// close shuts the no-op server down gracefully.
-func (s *noopServer) close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), configs.Defaults().Server.ShutdownTimeout)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if serveErr := <-s.served; !errors.Is(serveErr, http.ErrServerClosed) {
-		err = errors.Join(err, fmt.Errorf("serve no-op: %w", serveErr))
-	}
-	if err != nil {
-		return fmt.Errorf("close no-op server: %w", err)
-	}
-	return nil
-}
-
-// noopHandler reads the whole body and answers 200 with a short JSON body: the most any receiver can do.
-func noopHandler(w http.ResponseWriter, r *http.Request) {
-	if _, err := io.Copy(io.Discard, r.Body); err != nil {
-		http.Error(w, "could not read body", http.StatusBadRequest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, `{"status":"stored","message":"stored"}`+"\n")
 }

@@ -44,10 +44,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"sendpilot-loader/bench/benchkit"
 )
 
 // secret is the webhook secret the serve child enforces and the clients sign with.
@@ -112,12 +112,9 @@ func parseFlags(args []string) (options, error) {
 	if fl.NArg() > 0 {
 		return options{}, fmt.Errorf("parse flags: unexpected arguments %q", fl.Args())
 	}
-	for f := range strings.SplitSeq(*clients, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > 1024 {
-			return options{}, fmt.Errorf("parse --clients: %q is not an integer in 1..1024", f)
-		}
-		o.clients = append(o.clients, n)
+	var err error
+	if o.clients, err = benchkit.ParseLevels(*clients); err != nil {
+		return options{}, err
 	}
 	switch {
 	case o.duration <= 0 || o.maxRequests < 1 || o.sampleEvery < 1 || o.pollInterval <= 0 || o.visibleTimeout <= 0:
@@ -146,7 +143,7 @@ type levelResult struct {
 
 // run builds the binary, measures every concurrency level, prints the report and cleans up.
 func run(ctx context.Context, o options) (err error) {
-	created, err := prepareDir(o.dir)
+	created, err := benchkit.PrepareDir(o.dir)
 	if err != nil {
 		return err
 	}
@@ -178,11 +175,11 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	noop, err := startNoop()
+	noop, err := benchkit.Serve("no-op", http.HandlerFunc(benchkit.NoopHandler))
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, noop.close()) }()
+	defer func() { err = errors.Join(err, noop.Close()) }()
 
 	var levels []levelResult
 	for _, c := range o.clients {
@@ -198,7 +195,7 @@ func run(ctx context.Context, o options) (err error) {
 			}
 			lr.noLoads = &r
 		}
-		if lr.noop, err = measureNoop(ctx, spec, noop.url); err != nil {
+		if lr.noop, err = measureNoop(ctx, spec, noop.URL); err != nil {
 			return err
 		}
 		levels = append(levels, lr)
@@ -206,7 +203,7 @@ func run(ctx context.Context, o options) (err error) {
 			return fmt.Errorf("run levels: %w", err)
 		}
 	}
-	printReport(os.Stdout, o, p, levels, fsType(runDir))
+	printReport(os.Stdout, o, p, levels, benchkit.FSType(runDir))
 	for _, lr := range levels {
 		if c := lr.loads.check; c.distinct != int64(c.acked) {
 			return fmt.Errorf("check warehouse: clients=%d: %d distinct event_ids in events, %d distinct acknowledged", lr.clients, c.distinct, c.acked)

@@ -16,10 +16,7 @@
 package main
 
 import (
-	"runtime/debug"
-
 	"bufio"
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -31,12 +28,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"sendpilot-loader/bench/benchkit"
 	"sendpilot-loader/bench/corpus"
 	"sendpilot-loader/configs"
 	"sendpilot-loader/transform"
@@ -329,22 +328,8 @@ func printReport(w io.Writer, ours, duck measurement, info inputInfo, o options)
 	}
 	fmt.Fprintf(w, "\nratio ours/DuckDB throughput: %.2f×\n", mbps(ours)/mbps(duck))
 	fmt.Fprintf(w, "\nmachine: NumCPU %d, threads %d, %s/%s, %s, %s; input %s: %.1f MB, %d lines, largest line %d bytes; run at %s\n",
-		runtime.NumCPU(), o.threads, runtime.GOOS, runtime.GOARCH, cpuModel(), runtime.Version(),
+		runtime.NumCPU(), o.threads, runtime.GOOS, runtime.GOARCH, benchkit.CPUModel(), runtime.Version(),
 		info.path, float64(info.size)/1e6, info.lines, info.longest, time.Now().Format(time.RFC3339))
-}
-
-// cpuModel returns the first "model name" of /proc/cpuinfo, or "unknown CPU".
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for line := range bytes.Lines(b) {
-		if k, v, ok := bytes.Cut(line, []byte(":")); ok && string(bytes.TrimSpace(k)) == "model name" {
-			return string(bytes.TrimSpace(v))
-		}
-	}
-	return "unknown CPU"
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -11,14 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"sendpilot-loader/cmd/sendpilot-loader/e2etest"
 	"sendpilot-loader/extract"
 	"sendpilot-loader/extract/buffer"
 	"sendpilot-loader/extract/envelope"
@@ -48,54 +46,11 @@ func TestMain(m *testing.M) {
 
 const testSecret = "whsec_crash_test"
 
-// server is a running "sendpilot-loader serve" child process.
-type server struct {
-	cmd    *exec.Cmd
-	url    string
-	stderr *bytes.Buffer
-	exited chan error
-}
-
-var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
-
-// startServer runs serve on a loopback port chosen by the kernel and waits until it listens.
-func startServer(t *testing.T, dataDir string, extra ...string) *server {
+// startServer runs serve with the tests' webhook secret on a loopback port chosen by the kernel and waits until
+// it listens.
+func startServer(t *testing.T, dataDir string, extra ...string) *e2etest.Server {
 	t.Helper()
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--webhook-secret", testSecret}, extra...)
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "SENDPILOT_CONFIG=")
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{cmd: cmd, stderr: new(bytes.Buffer), exited: make(chan error, 1)}
-	addr := make(chan string, 1)
-	var mu sync.Mutex
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			mu.Lock()
-			s.stderr.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		s.exited <- cmd.Wait()
-	}()
-	select {
-	case a := <-addr:
-		s.url = "http://" + a + "/webhooks/sendpilot"
-	case err := <-s.exited:
-		t.Fatalf("serve exited before listening: %v\n%s", err, s.stderr)
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("serve did not start listening:\n%s", s.stderr)
-	}
-	return s
+	return e2etest.Start(t, binary, dataDir, nil, append([]string{"--webhook-secret", testSecret}, extra...)...)
 }
 
 func signedRequest(ctx context.Context, url string, body []byte) *http.Request {
@@ -163,7 +118,7 @@ func TestCrashKeepsEveryAcknowledgedEvent(t *testing.T) {
 					id := fmt.Sprintf("evt_r%d_%d", round, next)
 					next++
 					mu.Unlock()
-					resp, err := client.Do(signedRequest(ctx, srv.url, eventBody(id)))
+					resp, err := client.Do(signedRequest(ctx, srv.URL, eventBody(id)))
 					if err != nil {
 						return // the server is gone
 					}
@@ -178,8 +133,7 @@ func TestCrashKeepsEveryAcknowledgedEvent(t *testing.T) {
 			})
 		}
 		time.Sleep(time.Duration(100+rng.IntN(500)) * time.Millisecond)
-		srv.cmd.Process.Signal(syscall.SIGKILL)
-		<-srv.exited
+		srv.Kill(t)
 		cancel()
 		wg.Wait()
 		client.CloseIdleConnections()
@@ -216,7 +170,7 @@ func TestGracefulShutdown(t *testing.T) {
 	var acked []string
 	for i := range 50 {
 		id := fmt.Sprintf("evt_term_%d", i)
-		resp, err := http.DefaultClient.Do(signedRequest(context.Background(), srv.url, eventBody(id)))
+		resp, err := http.DefaultClient.Do(signedRequest(context.Background(), srv.URL, eventBody(id)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,15 +179,9 @@ func TestGracefulShutdown(t *testing.T) {
 			acked = append(acked, id)
 		}
 	}
-	srv.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-srv.exited:
-		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM:\n%s", err, srv.stderr)
-		}
-	case <-time.After(30 * time.Second):
-		srv.cmd.Process.Kill()
-		t.Fatal("serve did not stop after SIGTERM")
+	srv.Stop(t)
+	if t.Failed() {
+		t.FailNow()
 	}
 	entries, _ := os.ReadDir(filepath.Join(dataDir, "buffer"))
 	for _, e := range entries {

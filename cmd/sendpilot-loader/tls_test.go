@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -51,8 +50,8 @@ func TestServeTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
 	srv := startServer(t, filepath.Join(dir, "data"), "--schedule", "", "--tls-cert", certFile, "--tls-key", keyFile)
-	defer func() { srv.cmd.Process.Signal(syscall.SIGTERM); <-srv.exited }()
-	url := strings.Replace(srv.url, "http://", "https://", 1)
+	defer srv.Stop(t)
+	url := strings.Replace(srv.URL, "http://", "https://", 1)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
 	resp, err := client.Do(signedRequest(context.Background(), url, eventBody("evt_tls")))
 	if err != nil {
@@ -62,7 +61,7 @@ func TestServeTLS(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("HTTPS post: %d", resp.StatusCode)
 	}
-	if resp, err := http.Post(srv.url, "application/json", strings.NewReader("{}")); err == nil && resp.StatusCode == 200 {
+	if resp, err := http.Post(srv.URL, "application/json", strings.NewReader("{}")); err == nil && resp.StatusCode == 200 {
 		t.Fatal("plain HTTP accepted by a TLS server")
 	}
 }
