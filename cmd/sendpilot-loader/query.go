@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -16,9 +15,6 @@ import (
 	"sendpilot-loader/load/duckdb"
 	sqlfiles "sendpilot-loader/sql"
 )
-
-// stdin is what "sql -" reads; tests substitute their own.
-var stdin io.Reader = os.Stdin
 
 func runSQL(ctx context.Context, env *environment, args []string) int {
 	var format string
@@ -37,7 +33,7 @@ func runSQL(ctx context.Context, env *environment, args []string) int {
 	}
 	query := strings.Join(rest, "")
 	if query == "-" {
-		b, err := io.ReadAll(stdin)
+		b, err := io.ReadAll(env.stdin)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "sendpilot-loader sql: read stdin: %v\n", err)
 			return 1

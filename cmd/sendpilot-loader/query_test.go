@@ -17,11 +17,17 @@ import (
 	sqlfiles "sendpilot-loader/sql"
 )
 
-// runIn runs the command in this process and returns its exit code, stdout and stderr.
+// runIn runs the command in this process, with an empty stdin, and returns its exit code, stdout and stderr.
 func runIn(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return runWithStdin(t, "", args...)
+}
+
+// runWithStdin is runIn with the given text on stdin.
+func runWithStdin(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	env := &environment{stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
+	env := &environment{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
 	code := run(context.Background(), env, args)
 	return code, out.String(), errOut.String()
 }
@@ -63,9 +69,7 @@ func TestReportAndSQLCommands(t *testing.T) {
 		t.Errorf("report --list: exit %d:\n%s", code, stdout)
 	}
 
-	stdin = strings.NewReader("SELECT count(*) AS n FROM events_latest")
-	t.Cleanup(func() { stdin = nil })
-	if code, stdout, _ = runIn(t, "sql", "--format", "json", "--data-dir", dir, "-"); code != 0 || stdout != "[\n{\"n\":43}\n]\n" {
+	if code, stdout, _ = runWithStdin(t, "SELECT count(*) AS n FROM events_latest", "sql", "--format", "json", "--data-dir", dir, "-"); code != 0 || stdout != "[\n{\"n\":43}\n]\n" {
 		t.Errorf("sql from stdin: exit %d, %q", code, stdout)
 	}
 	if code, stdout, _ = runIn(t, "sql", "SELECT status, count(*) AS leads FROM lead_status_current GROUP BY status ORDER BY status", "--data-dir", dir); code != 0 ||
