@@ -2,7 +2,9 @@ package duckdb
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"sendpilot-loader/load"
@@ -71,4 +73,36 @@ func TestCloseReleasesTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+}
+
+// The loader's connection keeps a load's memory bounded: one thread, and rows written out in 16,384-row groups
+// as the insert runs instead of held until the commit (DuckDB's default group is 122,880 rows). A batch of
+// 40,000 leads must therefore land in several row groups.
+func TestLoadWritesSmallRowGroupsWithOneThread(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "warehouse.duckdb")
+	w := New(path)
+	w.MemoryLimit = 128 << 20
+	defer w.Close()
+	if err := w.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var leads strings.Builder
+	for i := range 40000 {
+		if i > 0 {
+			leads.WriteByte(',')
+		}
+		fmt.Fprintf(&leads, `{"id":"l%d","full_name":"Lead %d"}`, i, i)
+	}
+	ev := `{"eventId":"evt_big","eventType":"lead_database.search.completed","timestamp":"2024-03-01T00:00:00Z","data":{"search_id":"s","leads":[` + leads.String() + `]}}`
+	if _, err := w.Load(ctx, loadtest.BatchFrom(t, "big", ev)); err != nil {
+		t.Fatal(err)
+	}
+	var threads, groups int64
+	if err := w.db.QueryRow("SELECT current_setting('threads')").Scan(&threads); err != nil || threads != 1 {
+		t.Errorf("threads = %d (%v), want 1", threads, err)
+	}
+	if err := w.db.QueryRow("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('leads')").Scan(&groups); err != nil || groups < 3 {
+		t.Errorf("40,000 leads in %d row groups (%v), want at least 3", groups, err)
+	}
 }

@@ -145,3 +145,15 @@ func TestInterruptedLoadResumesWithoutRerunningJobs(t *testing.T) {
 		})
 	}
 }
+
+// Ensure replaces a view only when its SQL changed: once the views exist, it runs no job at all (a load runs
+// Ensure every time, and BigQuery counts each DDL job).
+func TestEnsureLeavesUnchangedViewsAlone(t *testing.T) {
+	_, proxy, w := behindProxy(t, http.StatusServiceUnavailable)
+	if err := w.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := proxy.inserts.Load(); n != 0 {
+		t.Errorf("Ensure over existing views ran %d jobs, want 0", n)
+	}
+}
