@@ -27,10 +27,8 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -270,87 +268,23 @@ func (g *generator) request(ctx context.Context, url string) (*http.Request, err
 	return req, nil
 }
 
-// result is what one measured run produced.
-type result struct {
-	acks      int
-	errors    int
-	elapsed   time.Duration
-	latencies []time.Duration // of acknowledged requests, sorted
-}
-
-// rate is acknowledged requests per second.
-func (r result) rate() float64 {
-	if r.elapsed <= 0 {
-		return 0
-	}
-	return float64(r.acks) / r.elapsed.Seconds()
-}
-
-// quantile returns the q-quantile (0..1) of the latencies, or 0 if there are none.
-func (r result) quantile(q float64) time.Duration { return benchkit.Quantile(r.latencies, q) }
-
 // load runs clients closed-loop goroutines against s until the duration has passed or budget requests have
 // been started; they carry the profiler labels role=client and target=s.Name. Building and signing a body
 // happens outside each latency measurement, though inside the loop: every event needs its own eventId, and
 // holding max-requests bodies in memory would distort the memory figures.
-func load(ctx context.Context, client *http.Client, gen *generator, s *server, clients int, d time.Duration, budget int64) result {
-	var (
-		left   atomic.Int64
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		merged result
-	)
-	left.Store(budget)
-	start := time.Now()
-	deadline := start.Add(d)
-	for range clients {
-		wg.Go(func() {
-			pprof.Do(ctx, pprof.Labels("role", "client", "target", s.Name), func(ctx context.Context) {
-				lat, errs := worker(ctx, client, gen, s.URL, deadline, &left)
-				mu.Lock()
-				merged.latencies = append(merged.latencies, lat...)
-				merged.errors += errs
-				mu.Unlock()
-			})
-		})
-	}
-	wg.Wait()
-	merged.elapsed = time.Since(start)
-	merged.acks = len(merged.latencies)
-	slices.Sort(merged.latencies)
-	return merged
-}
-
-// worker posts events one after another until the deadline, the shared budget or ctx runs out. It returns the
-// latencies of acknowledged (200) requests and the number of failed ones.
-func worker(ctx context.Context, client *http.Client, gen *generator, url string, deadline time.Time, left *atomic.Int64) ([]time.Duration, int) {
-	var lat []time.Duration
-	errs := 0
-	for ctx.Err() == nil && time.Now().Before(deadline) && left.Add(-1) >= 0 {
-		req, err := gen.request(ctx, url)
+func load(ctx context.Context, client *http.Client, gen *generator, s *server, clients int, d time.Duration, budget int64) benchkit.Run {
+	loop := benchkit.Loop{Clients: clients, Duration: d, Budget: budget, Labels: []string{"role", "client", "target", s.Name}}
+	return loop.Drive(ctx, func(ctx context.Context) (benchkit.Ack, error) {
+		req, err := gen.request(ctx, s.URL)
 		if err != nil {
-			errs++
-			continue
+			return benchkit.Ack{}, err
 		}
 		start := time.Now()
-		if post(client, req) {
-			lat = append(lat, time.Since(start))
-		} else {
-			errs++
+		if err := benchkit.Post(client, req); err != nil {
+			return benchkit.Ack{}, err
 		}
-	}
-	return lat, errs
-}
-
-// post sends req and reads the whole answer, so the connection can be reused; it reports whether it was a 200.
-func post(client *http.Client, req *http.Request) bool {
-	resp, err := client.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	_, err = io.Copy(io.Discard, resp.Body)
-	return err == nil && resp.StatusCode == http.StatusOK
+		return benchkit.Ack{Latency: time.Since(start)}, nil
+	})
 }
 
 // commitStats are running totals of the buffer's group-commit and fsync histograms.
@@ -394,8 +328,8 @@ func gatherCommitStats(reg prometheus.Gatherer) (commitStats, error) {
 // row is one concurrency level's measurements.
 type row struct {
 	clients int
-	durable result
-	noop    result
+	durable benchkit.Run
+	noop    benchkit.Run
 	commit  commitStats // of the durable run only
 }
 
@@ -425,7 +359,7 @@ func measureLevel(ctx context.Context, o options, gen *generator, durable, noop 
 }
 
 // measure warms s up with clients connections, calls beforeRun (if not nil), then runs the measured load.
-func measure(ctx context.Context, o options, gen *generator, s *server, clients int, beforeRun func() error) (result, error) {
+func measure(ctx context.Context, o options, gen *generator, s *server, clients int, beforeRun func() error) (benchkit.Run, error) {
 	transport := &http.Transport{
 		MaxIdleConns:        clients,
 		MaxIdleConnsPerHost: clients,
@@ -442,11 +376,11 @@ func measure(ctx context.Context, o options, gen *generator, s *server, clients 
 	}
 	if beforeRun != nil {
 		if err := beforeRun(); err != nil {
-			return result{}, err
+			return benchkit.Run{}, err
 		}
 	}
 	res := load(ctx, client, gen, s, clients, o.duration, o.maxRequests)
-	fmt.Fprintf(os.Stderr, "clients=%d %s: %d acks, %d errors in %v\n", clients, s.Name, res.acks, res.errors, res.elapsed.Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "clients=%d %s: %d acks, %d errors in %v\n", clients, s.Name, res.Acks, res.Errors, res.Elapsed.Round(time.Millisecond))
 	return res, nil
 }
 
@@ -458,12 +392,12 @@ func printReport(w io.Writer, o options, gen *generator, rows []row, dirFS strin
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		ratio := 0.0
-		if r.noop.rate() > 0 {
-			ratio = r.durable.rate() / r.noop.rate()
+		if r.noop.Rate() > 0 {
+			ratio = r.durable.Rate() / r.noop.Rate()
 		}
 		fmt.Fprintf(w, "| %d | %.0f | %s | %s | %.0f | %s | %s | %.2f | %s |\n", r.clients,
-			r.durable.rate(), benchkit.FormatDuration(r.durable.quantile(0.5)), benchkit.FormatDuration(r.durable.quantile(0.99)),
-			r.noop.rate(), benchkit.FormatDuration(r.noop.quantile(0.5)), benchkit.FormatDuration(r.noop.quantile(0.99)),
+			r.durable.Rate(), benchkit.FormatDuration(r.durable.Quantile(0.5)), benchkit.FormatDuration(r.durable.Quantile(0.99)),
+			r.noop.Rate(), benchkit.FormatDuration(r.noop.Quantile(0.5)), benchkit.FormatDuration(r.noop.Quantile(0.99)),
 			ratio, perCommit(r.commit.records, r.commit.commits))
 	}
 	fmt.Fprintln(w)
@@ -474,8 +408,8 @@ func printReport(w io.Writer, o options, gen *generator, rows []row, dirFS strin
 		if r.commit.fsyncs > 0 {
 			meanFsync = time.Duration(r.commit.fsyncSeconds / r.commit.fsyncs * float64(time.Second))
 		}
-		fmt.Fprintf(w, "| %d | %d | %d | %.0f | %s | %d | %d |\n", r.clients, r.durable.acks, r.durable.errors,
-			r.commit.fsyncs, benchkit.FormatDuration(meanFsync), r.noop.acks, r.noop.errors)
+		fmt.Fprintf(w, "| %d | %d | %d | %.0f | %s | %d | %d |\n", r.clients, r.durable.Acks, r.durable.Errors,
+			r.commit.fsyncs, benchkit.FormatDuration(meanFsync), r.noop.Acks, r.noop.Errors)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Machine: %d CPUs (runtime.NumCPU), %s/%s, %s, %s; --dir file system: %s.\n",

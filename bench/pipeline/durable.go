@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sendpilot-loader/bench/benchkit"
 	"time"
 )
 
 // durableRun is one run against a serve child.
 type durableRun struct {
-	res        result
+	res        benchkit.Run
 	rss        int64 // peak RSS of the child in bytes
 	batches    int64 // batches its scheduled loads committed
 	logErrors  int64 // ERROR lines in its log
@@ -61,13 +62,13 @@ func measureServe(ctx context.Context, s runSpec, dataDir, schedule string, with
 		go func() { visDone <- pollVisible(ctx, cfg, tr, ingestDone) }()
 	}
 
-	var warm result
+	var warm benchkit.Run
 	if s.opts.warmup > 0 {
-		warm = drive(ctx, client, s.pool, ids, ch.url, s.clients, s.opts.warmup, 1<<62, s.opts.rate, nil)
+		warm = drive(ctx, client, s.pool, ids, ch.url, s.loop(s.opts.warmup, 1<<62), nil)
 	}
-	res := drive(ctx, client, s.pool, ids, ch.url, s.clients, s.opts.duration, s.opts.maxRequests, s.opts.rate, smp)
+	res := drive(ctx, client, s.pool, ids, ch.url, s.loop(s.opts.duration, s.opts.maxRequests), smp)
 	close(ingestDone)
-	fmt.Fprintf(os.Stderr, "clients=%d %s: %s\n", s.clients, name, res.summary())
+	fmt.Fprintf(os.Stderr, "clients=%d %s: %s\n", s.clients, name, res.Summary())
 
 	r := durableRun{res: res}
 	if withLoads {
@@ -86,8 +87,8 @@ func measureServe(ctx context.Context, s runSpec, dataDir, schedule string, with
 		return r, interrupted(ctx)
 	}
 
-	acked := make(map[string]struct{}, len(warm.ids)+len(res.ids))
-	for _, ids := range [][]string{warm.ids, res.ids} {
+	acked := make(map[string]struct{}, len(warm.IDs)+len(res.IDs))
+	for _, ids := range [][]string{warm.IDs, res.IDs} {
 		for _, id := range ids {
 			acked[id] = struct{}{}
 		}

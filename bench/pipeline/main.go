@@ -138,7 +138,7 @@ type levelResult struct {
 	clients int
 	loads   durableRun
 	noLoads *durableRun // nil without --no-load-run
-	noop    result
+	noop    benchkit.Run
 }
 
 // run builds the binary, measures every concurrency level, prints the report and cleans up.
@@ -220,6 +220,11 @@ type runSpec struct {
 	clients int
 }
 
+// loop is the client loop of one run: this spec's clients and rate, for d or budget requests.
+func (s runSpec) loop(d time.Duration, budget int64) benchkit.Loop {
+	return benchkit.Loop{Clients: s.clients, Duration: d, Budget: budget, Rate: s.opts.rate}
+}
+
 // newClient returns an HTTP client keeping one connection per closed-loop client.
 func newClient(clients int) (*http.Client, func()) {
 	transport := &http.Transport{
@@ -232,14 +237,14 @@ func newClient(clients int) (*http.Client, func()) {
 }
 
 // measureNoop runs the warm-up and the measured run against the in-process no-op server.
-func measureNoop(ctx context.Context, s runSpec, url string) (result, error) {
+func measureNoop(ctx context.Context, s runSpec, url string) (benchkit.Run, error) {
 	client, closeIdle := newClient(s.clients)
 	defer closeIdle()
 	ids := newIDSource(fmt.Sprintf("c%dnoop", s.clients))
 	if s.opts.warmup > 0 {
-		drive(ctx, client, s.pool, ids, url, s.clients, s.opts.warmup, 1<<62, s.opts.rate, nil)
+		drive(ctx, client, s.pool, ids, url, s.loop(s.opts.warmup, 1<<62), nil)
 	}
-	res := drive(ctx, client, s.pool, ids, url, s.clients, s.opts.duration, s.opts.maxRequests, s.opts.rate, nil)
-	fmt.Fprintf(os.Stderr, "clients=%d no-op: %s\n", s.clients, res.summary())
+	res := drive(ctx, client, s.pool, ids, url, s.loop(s.opts.duration, s.opts.maxRequests), nil)
+	fmt.Fprintf(os.Stderr, "clients=%d no-op: %s\n", s.clients, res.Summary())
 	return res, ctx.Err()
 }

@@ -25,15 +25,15 @@ func printReport(w io.Writer, o options, p *pool, levels []levelResult, dirFS st
 	fmt.Fprintln(w, "| clients | target | acks/s | MB/s | p50 | p99 | errors | ÷ no-op acks/s | serve peak RSS | batches loaded by serve |")
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, lr := range levels {
-		ratio := func(r result) string {
-			if lr.noop.rate() <= 0 {
+		ratio := func(r benchkit.Run) string {
+			if lr.noop.Rate() <= 0 {
 				return "-"
 			}
-			return fmt.Sprintf("%.2f", r.rate()/lr.noop.rate())
+			return fmt.Sprintf("%.2f", r.Rate()/lr.noop.Rate())
 		}
-		row := func(target string, r result, rss, batches string) {
-			fmt.Fprintf(w, "| %d | %s | %.0f | %.1f | %s | %s | %d | %s | %s | %s |\n", lr.clients, target, r.rate(), r.mbPerSec(),
-				benchkit.FormatDuration(r.quantile(0.5)), benchkit.FormatDuration(r.quantile(0.99)), r.errors, ratio(r), rss, batches)
+		row := func(target string, r benchkit.Run, rss, batches string) {
+			fmt.Fprintf(w, "| %d | %s | %.0f | %.1f | %s | %s | %d | %s | %s | %s |\n", lr.clients, target, r.Rate(), r.MBPerSec(),
+				benchkit.FormatDuration(r.Quantile(0.5)), benchkit.FormatDuration(r.Quantile(0.99)), r.Errors, ratio(r), rss, batches)
 		}
 		row("serve + loads", lr.loads.res, fmtBytes(lr.loads.rss), strconv.FormatInt(lr.loads.batches, 10))
 		if lr.noLoads != nil {
