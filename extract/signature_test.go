@@ -1,6 +1,10 @@
 package extract
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -118,4 +122,22 @@ func FuzzParseSignatureHeader(f *testing.F) {
 			t.Fatalf("Verify(%q) = %q", h, got)
 		}
 	})
+}
+
+// A request built by NewSignedRequest passes verification with its secret and fails with another.
+func TestNewSignedRequestVerifies(t *testing.T) {
+	body := []byte(`{"eventId":"evt_1","eventType":"message.sent","data":{}}`)
+	req, err := NewSignedRequest(context.Background(), "http://127.0.0.1/webhooks/sendpilot", "whsec_a", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(req.Body)
+	if req.Method != http.MethodPost || !bytes.Equal(got, body) || req.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("request: %s %q %v", req.Method, got, req.Header)
+	}
+	for secret, want := range map[string]string{"whsec_a": envelope.SigValid, "whsec_b": envelope.SigInvalid} {
+		if v := NewVerifier([]string{secret}, time.Minute, nil).Verify(req.Header.Get(SignatureHeader), body); v != want {
+			t.Errorf("verified with %s: %s, want %s", secret, v, want)
+		}
+	}
 }

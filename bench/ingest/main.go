@@ -14,7 +14,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -257,15 +256,7 @@ func (g *generator) event() []byte {
 
 // request returns a new signed POST of the next event to url.
 func (g *generator) request(ctx context.Context, url string) (*http.Request, error) {
-	body := g.event()
-	t := strconv.FormatInt(time.Now().Unix(), 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(extract.SignatureHeader, "t="+t+",s="+extract.Sign(secret, t, body))
-	return req, nil
+	return extract.NewSignedRequest(ctx, url, secret, g.event())
 }
 
 // load runs clients closed-loop goroutines against s until the duration has passed or budget requests have

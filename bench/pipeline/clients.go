@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -78,7 +77,7 @@ func drive(ctx context.Context, client *http.Client, p *pool, ids *idSource, url
 		rest := p.rests[i]
 		body := make([]byte, 0, len(idPrefix)+len(id)+len(rest))
 		body = append(append(append(body, idPrefix...), id...), rest...)
-		req, err := signedRequest(ctx, url, body)
+		req, err := extract.NewSignedRequest(ctx, url, secret, body)
 		if err != nil {
 			return benchkit.Ack{}, err
 		}
@@ -92,16 +91,4 @@ func drive(ctx context.Context, client *http.Client, p *pool, ids *idSource, url
 		}
 		return benchkit.Ack{Latency: now.Sub(start), ID: id, Bytes: int64(len(body))}, nil
 	})
-}
-
-// signedRequest builds a POST of body to url signed as SendPilot signs it.
-func signedRequest(ctx context.Context, url string, body []byte) (*http.Request, error) {
-	t := strconv.FormatInt(time.Now().Unix(), 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(extract.SignatureHeader, "t="+t+",s="+extract.Sign(secret, t, body))
-	return req, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -53,11 +51,9 @@ func startServer(t *testing.T, dataDir string, extra ...string) *e2etest.Server 
 	return e2etest.Start(t, binary, dataDir, nil, append([]string{"--webhook-secret", testSecret}, extra...)...)
 }
 
+// signedRequest is a delivery of body to url signed with the tests' secret.
 func signedRequest(ctx context.Context, url string, body []byte) *http.Request {
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Webhook-Signature", "t="+ts+",s="+extract.Sign(testSecret, ts, body))
+	req, _ := extract.NewSignedRequest(ctx, url, testSecret, body)
 	return req
 }
 

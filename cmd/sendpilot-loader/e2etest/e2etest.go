@@ -299,14 +299,14 @@ func deliver(ctx context.Context, client *http.Client, rng *rand.Rand, tr Traffi
 			continue
 		}
 		posts++
-		ts := strconv.FormatInt(time.Now().Unix(), 10)
 		secret := tr.Secret
 		if in.kind == BadSignature {
 			secret = "whsec_not_the_secret"
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, targets[rng.IntN(len(targets))], bytes.NewReader(in.body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Webhook-Signature", "t="+ts+",s="+extract.Sign(secret, ts, in.body))
+		req, err := extract.NewSignedRequest(ctx, targets[rng.IntN(len(targets))], secret, in.body)
+		if err != nil {
+			return 0, posts
+		}
 		resp, err := client.Do(req)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
