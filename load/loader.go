@@ -324,24 +324,16 @@ func (l *Loader) keepQuarantine(id string, res transform.Result) (string, error)
 }
 
 // retry calls try up to Attempts times, waiting Backoff and then twice as long each time, and stops early on
-// success, on ErrRejected and when ctx ends. failed is told of each failure.
+// success, on ErrRejected and when ctx ends. failed is told of each failure but a rejection.
 func (l *Loader) retry(ctx context.Context, try func() error, failed func(attempt int, err error)) error {
-	wait := l.opts.Backoff
-	for attempt := 1; ; attempt++ {
+	rejected := func(err error) bool { return errors.Is(err, ErrRejected) }
+	return Retry(ctx, l.opts.Attempts, l.opts.Backoff, func(attempt int) error {
 		err := try()
-		if err == nil || errors.Is(err, ErrRejected) {
-			return err
+		if err != nil && !rejected(err) {
+			failed(attempt, err)
 		}
-		failed(attempt, err)
-		if attempt >= l.opts.Attempts || ctx.Err() != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
+		return err
+	}, rejected)
 }
 
 func (l *Loader) batchOf(m *Manifest) Batch {

@@ -282,21 +282,11 @@ func (w *Warehouse) objectName(batch, table string) string {
 // retry for an object without preconditions) and starts the load job from there.
 func (w *Warehouse) loadFromGCS(ctx context.Context, id string, dst *bigquery.Table, table string, b load.Batch) (*bigquery.Job, error) {
 	name := w.objectName(b.ID, table)
-	wait := w.cfg.Backoff
-	for attempt := 1; ; attempt++ {
-		err := w.copyToGCS(ctx, b.Files[table], name)
-		if err == nil {
-			break
-		}
-		if attempt >= w.cfg.UploadAttempts || ctx.Err() != nil {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait *= 2
+	err := load.Retry(ctx, w.cfg.UploadAttempts, w.cfg.Backoff, func(int) error {
+		return w.copyToGCS(ctx, b.Files[table], name)
+	}, nil)
+	if err != nil {
+		return nil, err
 	}
 	src := bigquery.NewGCSReference("gs://" + w.cfg.Bucket + "/" + name)
 	src.SourceFormat = bigquery.Parquet
@@ -328,12 +318,20 @@ func (w *Warehouse) copyToGCS(ctx context.Context, path, name string) error {
 
 // upload starts the load job that puts a Parquet file into a staging table, retrying the upload itself.
 func (w *Warehouse) upload(ctx context.Context, id string, dst *bigquery.Table, table, path string) (*bigquery.Job, error) {
-	wait := w.cfg.Backoff
-	for attempt := 1; ; attempt++ {
+	var j *bigquery.Job
+	err := load.Retry(ctx, w.cfg.UploadAttempts, w.cfg.Backoff, func(attempt int) error {
+		if attempt > 1 {
+			// The failed request may have created the job: look before uploading again.
+			if existing, err := w.c.JobFromIDLocation(ctx, id, w.cfg.Location); err == nil {
+				j = existing
+				return nil
+			}
+		}
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", path, err)
+			return fmt.Errorf("open %s: %w", path, err)
 		}
+		defer f.Close()
 		src := bigquery.NewReaderSource(f)
 		src.SourceFormat = bigquery.Parquet
 		src.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
@@ -345,22 +343,10 @@ func (w *Warehouse) upload(ctx context.Context, id string, dst *bigquery.Table, 
 		if w.cfg.SingleRequestUpload {
 			l.MediaOptions = append(l.MediaOptions, googleapi.ChunkSize(0))
 		}
-		j, err := l.Run(ctx)
-		f.Close()
-		if err == nil || attempt >= w.cfg.UploadAttempts || !transient(err) || ctx.Err() != nil {
-			return j, err
-		}
-		// The request may have created the job before failing: look before uploading again.
-		if existing, lookErr := w.c.JobFromIDLocation(ctx, id, w.cfg.Location); lookErr == nil {
-			return existing, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
+		j, err = l.Run(ctx)
+		return err
+	}, func(err error) bool { return !transient(err) })
+	return j, err
 }
 
 // job finds or runs the job of one step: it looks for attempt 1, 2, … and waits on the first one that did
