@@ -43,8 +43,8 @@ var naturalKeys = map[string]string{
 // Warehouse is a DuckDB database file.
 type Warehouse struct {
 	path string
-	// MemoryLimit caps DuckDB's buffer memory in bytes (0: DuckDB's default, 80% of RAM). Loads stream, so a
-	// limit only makes DuckDB spill sooner.
+	// MemoryLimit caps DuckDB's buffer memory during a load, in bytes (0: DuckDB's default, 80% of RAM). A load
+	// writes its rows out as it goes, so most of what the cap evicts is pages already written.
 	MemoryLimit int64
 	// BusyTimeout bounds how long Open waits for another process to release the file (default 30 s).
 	BusyTimeout time.Duration
