@@ -14,7 +14,9 @@
 // Before creating a job the warehouse looks for the job with that ID: after a crash it finds the job that
 // already ran instead of running it again. A job ID can never be reused, so a failed job is followed by the
 // next attempt's ID. Every step is idempotent in itself as well (truncating loads, a MERGE that inserts only
-// missing keys), so a repeated step changes nothing.
+// missing keys), so a repeated step changes nothing. A stage job found done must also have staged all of the
+// batch's rows for its table (an upload cut off after its job was recorded may not have); if not, the stage is
+// loaded again under the next attempt's ID, followed by dedup and merge jobs of its own.
 package bigquery
 
 import (
@@ -233,27 +235,34 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 			continue
 		}
 		stage, dedup := stageTable(t, b.ID), dedupTable(t, b.ID)
-		if _, err := w.job(ctx, b.ID, t, "stage", func(id string) (*bigquery.Job, error) {
+		_, staged, err := w.job(ctx, b.ID, t, "stage", func(id string) (*bigquery.Job, error) {
 			if w.gcs != nil {
 				return w.loadFromGCS(ctx, id, ds.Table(stage), t, b)
 			}
 			return w.upload(ctx, id, ds.Table(stage), t, b.Files[t])
-		}); err != nil {
+		}, w.checkStaged(ctx, ds.Table(stage), b.Rows[t]))
+		if err != nil {
 			return res, err
 		}
-		if _, err := w.job(ctx, b.ID, t, "dedup", func(id string) (*bigquery.Job, error) {
+		// A stage that had to be loaded again gets fresh dedup and merge jobs: ones that ran after an
+		// incomplete stage must not be taken for done.
+		after := ""
+		if staged > 1 {
+			after = fmt.Sprintf("_s%d", staged)
+		}
+		if _, _, err := w.job(ctx, b.ID, t, "dedup"+after, func(id string) (*bigquery.Job, error) {
 			q := w.c.Query(w.dedupSQL(t, stage))
 			q.JobID, q.Location = id, w.cfg.Location
 			q.Dst, q.WriteDisposition, q.CreateDisposition = ds.Table(dedup), bigquery.WriteTruncate, bigquery.CreateIfNeeded
 			return q.Run(ctx)
-		}); err != nil {
+		}, nil); err != nil {
 			return res, err
 		}
-		j, err := w.job(ctx, b.ID, t, "merge", func(id string) (*bigquery.Job, error) {
+		j, _, err := w.job(ctx, b.ID, t, "merge"+after, func(id string) (*bigquery.Job, error) {
 			q := w.c.Query(w.mergeSQL(t, dedup, b))
 			q.JobID, q.Location = id, w.cfg.Location
 			return q.Run(ctx)
-		})
+		}, nil)
 		if err != nil {
 			return res, err
 		}
@@ -349,27 +358,28 @@ func (w *Warehouse) upload(ctx context.Context, id string, dst *bigquery.Table, 
 	return j, err
 }
 
-// job finds or runs the job of one step: it looks for attempt 1, 2, … and waits on the first one that did
-// not fail; when all that exist failed, it creates the next attempt.
-func (w *Warehouse) job(ctx context.Context, batch, table, step string, create func(id string) (*bigquery.Job, error)) (*bigquery.Job, error) {
+// job finds or runs the job of one step and returns it with its attempt number: it looks for attempt 1, 2, …
+// and waits on the first one that did not fail (and that verify, when set, accepts); when all that exist
+// failed, it creates the next attempt.
+func (w *Warehouse) job(ctx context.Context, batch, table, step string, create func(id string) (*bigquery.Job, error), verify func(*bigquery.Job) error) (*bigquery.Job, int, error) {
 	for attempt := 1; attempt <= 100; attempt++ {
 		id := jobID(batch, table, step, attempt)
 		j, err := w.c.JobFromIDLocation(ctx, id, w.cfg.Location)
 		switch {
 		case err == nil:
 			st, werr := j.Wait(ctx)
-			if werr == nil && st.Err() == nil {
-				return j, nil // done before, possibly by a run that crashed afterwards
+			if werr == nil && st.Err() == nil && (verify == nil || verify(j) == nil) {
+				return j, attempt, nil // done before, possibly by a run that crashed afterwards
 			}
-			if werr == nil && permanent(st.Err()) {
-				return nil, fmt.Errorf("%w: %s %s: %w", load.ErrRejected, step, table, st.Err())
+			if werr == nil && st.Err() != nil && permanent(st.Err()) {
+				return nil, 0, fmt.Errorf("%w: %s %s: %w", load.ErrRejected, step, table, st.Err())
 			}
 			if werr != nil && !transient(werr) {
-				return nil, fmt.Errorf("wait for %s: %w", id, werr)
+				return nil, 0, fmt.Errorf("wait for %s: %w", id, werr)
 			}
-			continue // that attempt failed transiently: the next ID is free
+			continue // that attempt failed transiently, or did not do its whole work: the next ID is free
 		case !isStatus(err, http.StatusNotFound):
-			return nil, fmt.Errorf("look up job %s: %w", id, err)
+			return nil, 0, fmt.Errorf("look up job %s: %w", id, err)
 		}
 		j, err = create(id)
 		if isStatus(err, http.StatusConflict) {
@@ -377,18 +387,52 @@ func (w *Warehouse) job(ctx context.Context, batch, table, step string, create f
 			continue
 		}
 		if err != nil {
-			return nil, w.classify(fmt.Errorf("start %s %s: %w", step, table, err))
+			return nil, 0, w.classify(fmt.Errorf("start %s %s: %w", step, table, err))
 		}
 		st, err := j.Wait(ctx)
 		if err != nil {
-			return nil, w.classify(fmt.Errorf("wait for %s: %w", id, err))
+			return nil, 0, w.classify(fmt.Errorf("wait for %s: %w", id, err))
 		}
 		if err := st.Err(); err != nil {
-			return nil, w.classify(fmt.Errorf("%s %s (job %s): %w", step, table, id, err))
+			return nil, 0, w.classify(fmt.Errorf("%s %s (job %s): %w", step, table, id, err))
 		}
-		return j, nil
+		if verify != nil {
+			if err := verify(j); err != nil { // the next run finds this attempt wanting and makes another
+				return nil, 0, fmt.Errorf("%s %s (job %s): %w", step, table, id, err)
+			}
+		}
+		return j, attempt, nil
 	}
-	return nil, fmt.Errorf("%s %s: too many failed attempts", step, table)
+	return nil, 0, fmt.Errorf("%s %s: too many failed attempts", step, table)
+}
+
+// checkStaged returns a check that a stage job put all want rows of a table into the staging table: a load job
+// whose data never fully arrived (an upload cut off after the job was recorded) must not be merged as if it
+// had. The job's statistics say how many rows it wrote; without them (the emulator keeps none), the staging
+// table's row count does. A staging table that is gone was merged and dropped already.
+func (w *Warehouse) checkStaged(ctx context.Context, stage *bigquery.Table, want int64) func(*bigquery.Job) error {
+	return func(j *bigquery.Job) error {
+		got := int64(-1)
+		if st := j.LastStatus(); st != nil && st.Statistics != nil {
+			if ls, ok := st.Statistics.Details.(*bigquery.LoadStatistics); ok {
+				got = ls.OutputRows
+			}
+		}
+		if got < 0 {
+			md, err := stage.Metadata(ctx)
+			switch {
+			case isStatus(err, http.StatusNotFound):
+				return nil
+			case err != nil:
+				return fmt.Errorf("look up %s: %w", stage.TableID, err)
+			}
+			got = int64(md.NumRows)
+		}
+		if got != want {
+			return fmt.Errorf("staged %d of the batch's %d rows", got, want)
+		}
+		return nil
+	}
 }
 
 // dedupSQL keeps one row per natural key of a staging table.
