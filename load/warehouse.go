@@ -59,6 +59,20 @@ type Warehouse interface {
 	Close() error
 }
 
-// ErrRejected marks an error that retrying the same batch cannot fix (the warehouse refused its data, e.g. a
-// schema mismatch). The loader isolates such a batch so later ones can go on.
+// Errors a Warehouse returns fall in three classes, which decide what the loader does:
+//
+//   - wrapping ErrRejected: the warehouse refused the batch's own data (a value it cannot store). Retrying the
+//     same rows cannot fix it; the loader isolates the events that carry it so the rest of the batch loads.
+//   - wrapping ErrSystemic: the warehouse cannot load anything until a person acts (a schema difference,
+//     missing permissions or dataset, a location mismatch, an exhausted quota). It is not about the data, so
+//     nothing is moved aside: the loader pauses loads, says why (status, /readyz, a metric) and tries again on
+//     its next run.
+//   - anything else is transient (an outage, a timeout, a rate limit, a concurrent-update conflict): retried
+//     with backoff, and the batch stays pending for the next run.
+
+// ErrRejected marks an error about the batch's data that retrying the same rows cannot fix.
 var ErrRejected = errors.New("batch rejected by the warehouse")
+
+// ErrSystemic marks an error that no batch can get past until an operator fixes the warehouse or its
+// configuration; loads pause and no data moves.
+var ErrSystemic = errors.New("warehouse cannot load until an operator acts")
