@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"sendpilot-loader/extract/buffer"
+	"sendpilot-loader/internal/fsutil"
 	"sendpilot-loader/transform"
 )
 
@@ -72,11 +72,11 @@ type checkpoint struct {
 // stopped. It holds the data directory's load lock for the whole run.
 func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillReport, error) {
 	rep := BackfillReport{Rows: map[string]int64{}, Inserted: map[string]int64{}}
-	unlock, err := lockFile(filepath.Join(l.dirs.state, "load.lock"))
+	lock, err := l.lock()
 	if err != nil {
 		return rep, err
 	}
-	defer unlock()
+	defer lock.Unlock()
 	if opts.PartBytes <= 0 {
 		opts.PartBytes = max(l.opts.MaxBatchBytes/4, 1<<20)
 	}
@@ -301,7 +301,7 @@ func saveJSON(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
 	}
-	if err := buffer.WriteFileAtomic(path, append(raw, '\n'), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(path, append(raw, '\n'), 0o644); err != nil {
 		return fmt.Errorf("save %s: %w", filepath.Base(path), err)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"sendpilot-loader/extract/buffer"
+	"sendpilot-loader/internal/fsutil"
 	"sendpilot-loader/transform"
 )
 
@@ -92,6 +93,15 @@ func New(opts Options) (*Loader, error) {
 	return l, nil
 }
 
+// lock takes the data directory's load lock, or returns ErrBusy.
+func (l *Loader) lock() (*fsutil.Lock, error) {
+	lock, err := fsutil.TryLock(filepath.Join(l.dirs.state, "load.lock"))
+	if errors.Is(err, fsutil.ErrLocked) {
+		return nil, fmt.Errorf("%w: %w", ErrBusy, err)
+	}
+	return lock, err
+}
+
 func instanceID(stateDir string) (string, error) {
 	path := filepath.Join(stateDir, "instance-id")
 	raw, err := os.ReadFile(path)
@@ -106,7 +116,7 @@ func instanceID(stateDir string) (string, error) {
 		return "", fmt.Errorf("make instance id: %w", err)
 	}
 	id := hex.EncodeToString(b[:])
-	if err := buffer.WriteFileAtomic(path, []byte(id+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(path, []byte(id+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("save instance id: %w", err)
 	}
 	return id, nil
@@ -150,11 +160,11 @@ func (l *Loader) Pending() ([]buffer.Segment, error) {
 // failing is left at its step for the next run, and Run returns the error.
 func (l *Loader) Run(ctx context.Context) (Report, error) {
 	var rep Report
-	unlock, err := lockFile(filepath.Join(l.dirs.state, "load.lock"))
+	lock, err := l.lock()
 	if err != nil {
 		return rep, err
 	}
-	defer unlock()
+	defer lock.Unlock()
 	start := l.opts.Now()
 	defer func() { l.m.duration.Observe(l.opts.Now().Sub(start).Seconds()) }()
 
@@ -316,7 +326,7 @@ func (l *Loader) keepQuarantine(id string, res transform.Result) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("read quarantine output: %w", err)
 	}
-	if err := buffer.WriteFileAtomic(dst, raw, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(dst, raw, 0o644); err != nil {
 		return "", fmt.Errorf("keep quarantine output: %w", err)
 	}
 	l.log.Warn("lines quarantined", "batch", id, "lines", res.Counts.Quarantined, "file", dst)
@@ -393,7 +403,7 @@ func (l *Loader) reject(m *Manifest, cause error) error {
 		if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
 			continue // moved before a crash
 		}
-		if err := buffer.RenameDurable(src, filepath.Join(dir, s)); err != nil {
+		if err := fsutil.RenameDurable(src, filepath.Join(dir, s)); err != nil {
 			return fmt.Errorf("move rejected segment: %w", err)
 		}
 	}
@@ -417,7 +427,7 @@ func (l *Loader) archiveStep(m *Manifest) error {
 			return fmt.Errorf("remove archived segment: %w", err)
 		}
 	}
-	if err := buffer.SyncDir(l.dirs.buffer); err != nil {
+	if err := fsutil.SyncDir(l.dirs.buffer); err != nil {
 		return err
 	}
 	for _, t := range transform.Tables {
@@ -435,7 +445,7 @@ func gzipFile(src, dst string) error {
 		return fmt.Errorf("open segment: %w", err)
 	}
 	defer in.Close()
-	tmp := dst + buffer.TempSuffix
+	tmp := dst + fsutil.TempSuffix
 	out, err := os.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("create archive file: %w", err)
@@ -455,7 +465,7 @@ func gzipFile(src, dst string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("archive %s: %w", filepath.Base(src), err)
 	}
-	return buffer.RenameDurable(tmp, dst)
+	return fsutil.RenameDurable(tmp, dst)
 }
 
 // prune removes archived segments past the retention and the manifests of all but the last 500 finished

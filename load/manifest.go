@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"sendpilot-loader/extract/buffer"
+	"sendpilot-loader/internal/fsutil"
 )
 
 // Step is how far a batch got. Steps only move forward.
@@ -84,7 +84,7 @@ func (l layout) save(m *Manifest, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("encode manifest: %w", err)
 	}
-	if err := buffer.WriteFileAtomic(l.manifestPath(m.ID), append(raw, '\n'), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(l.manifestPath(m.ID), append(raw, '\n'), 0o644); err != nil {
 		return fmt.Errorf("save manifest %s: %w", m.ID, err)
 	}
 	return nil

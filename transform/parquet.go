@@ -12,7 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
-	"sendpilot-loader/extract/buffer"
+	"sendpilot-loader/internal/fsutil"
 )
 
 // tableFile is one Parquet output being written under a temporary name.
@@ -71,7 +71,7 @@ func newOutputs(dir string, opts Options) (*outputs, error) {
 	o := &outputs{dir: dir}
 	for _, def := range tableDefs {
 		path := filepath.Join(dir, def.name+".parquet")
-		tf := &tableFile{def: def, path: path, tmp: path + buffer.TempSuffix, limit: opts.RowGroupBytes}
+		tf := &tableFile{def: def, path: path, tmp: path + fsutil.TempSuffix, limit: opts.RowGroupBytes}
 		f, err := os.Create(tf.tmp)
 		if err != nil {
 			o.abort()
@@ -89,7 +89,7 @@ func newOutputs(dir string, opts Options) (*outputs, error) {
 		o.tables = append(o.tables, tf)
 	}
 	o.qPath = filepath.Join(dir, QuarantineFile)
-	o.qTmp = o.qPath + buffer.TempSuffix
+	o.qTmp = o.qPath + fsutil.TempSuffix
 	qf, err := os.Create(o.qTmp)
 	if err != nil {
 		o.abort()
@@ -189,7 +189,7 @@ func (o *outputs) commit() ([]TableResult, error) {
 		return nil, fmt.Errorf("publish quarantine: %w", err)
 	}
 	o.done = true
-	return res, buffer.SyncDir(o.dir)
+	return res, fsutil.SyncDir(o.dir)
 }
 
 // abort removes the temporary files of a run that did not commit.

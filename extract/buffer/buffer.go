@@ -12,6 +12,8 @@
 package buffer
 
 import (
+	"sendpilot-loader/internal/fsutil"
+
 	"bytes"
 	"context"
 	"errors"
@@ -146,7 +148,7 @@ func Open(dir string, opts Options) (*Buffer, error) {
 		}
 	}
 	if opts.freeSpace == nil {
-		opts.freeSpace = freeSpace
+		opts.freeSpace = fsutil.FreeSpace
 	}
 	log := opts.Logger
 	if log == nil {
@@ -155,7 +157,7 @@ func Open(dir string, opts Options) (*Buffer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create buffer dir: %w", err)
 	}
-	if err := SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
 		return nil, err
 	}
 	maxSeq, err := recoverDir(dir, log)
@@ -505,7 +507,7 @@ func (b *Buffer) fail(err error) {
 // openActive creates the next segment. The sequence file is written first, so a number is never reused.
 func (b *Buffer) openActive() error {
 	seq := b.nextSeq
-	if err := WriteFileAtomic(filepath.Join(b.dir, sequenceFile), []byte(strconv.FormatUint(seq, 10)+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(b.dir, sequenceFile), []byte(strconv.FormatUint(seq, 10)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("record sequence: %w", err)
 	}
 	f, err := b.opts.openFile(filepath.Join(b.dir, SegmentName(seq, ActiveSuffix)))
@@ -515,7 +517,7 @@ func (b *Buffer) openActive() error {
 		}
 		return fmt.Errorf("create segment: %w", err)
 	}
-	if err := SyncDir(b.dir); err != nil {
+	if err := fsutil.SyncDir(b.dir); err != nil {
 		f.Close()
 		return err
 	}
@@ -551,9 +553,9 @@ func (b *Buffer) sealActive() error {
 		if err := os.Remove(open); err != nil {
 			return fmt.Errorf("remove empty segment: %w", err)
 		}
-		return SyncDir(b.dir)
+		return fsutil.SyncDir(b.dir)
 	}
-	if err := RenameDurable(open, filepath.Join(b.dir, SegmentName(seq, SealedSuffix))); err != nil {
+	if err := fsutil.RenameDurable(open, filepath.Join(b.dir, SegmentName(seq, SealedSuffix))); err != nil {
 		return fmt.Errorf("seal segment: %w", err)
 	}
 	b.sealedN.Add(1)

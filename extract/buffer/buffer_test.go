@@ -1,6 +1,8 @@
 package buffer
 
 import (
+	"sendpilot-loader/internal/fsutil"
+
 	"bufio"
 	"context"
 	"errors"
@@ -400,7 +402,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "state.json")
 	for _, content := range []string{"one", "two"} {
-		if err := WriteFileAtomic(p, []byte(content), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := os.ReadFile(p); string(got) != content {

@@ -1,6 +1,8 @@
 package buffer
 
 import (
+	"sendpilot-loader/internal/fsutil"
+
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -35,7 +37,7 @@ func recoverDir(dir string, log *slog.Logger) (maxSeq uint64, err error) {
 	for _, e := range entries {
 		name := e.Name()
 		path := filepath.Join(dir, name)
-		if strings.HasSuffix(name, TempSuffix) {
+		if strings.HasSuffix(name, fsutil.TempSuffix) {
 			log.Warn("removing leftover temp file", "file", path)
 			if err := os.Remove(path); err != nil {
 				return 0, fmt.Errorf("remove temp file: %w", err)
@@ -62,7 +64,7 @@ func recoverDir(dir string, log *slog.Logger) (maxSeq uint64, err error) {
 		maxSeq = max(maxSeq, last)
 	}
 	if changed {
-		if err := SyncDir(dir); err != nil {
+		if err := fsutil.SyncDir(dir); err != nil {
 			return 0, err
 		}
 	}

@@ -1,6 +1,8 @@
 package buffer
 
 import (
+	"sendpilot-loader/internal/fsutil"
+
 	"bytes"
 	"context"
 	"log/slog"
@@ -72,7 +74,7 @@ func TestRecoverActiveSegment(t *testing.T) {
 				}
 			}
 			for _, n := range names(t, dir) {
-				if strings.HasSuffix(n, TempSuffix) || strings.HasSuffix(n, ActiveSuffix) {
+				if strings.HasSuffix(n, fsutil.TempSuffix) || strings.HasSuffix(n, ActiveSuffix) {
 					t.Errorf("left behind: %s", n)
 				}
 			}

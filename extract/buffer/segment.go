@@ -19,8 +19,6 @@ const (
 	ActiveSuffix = ".ndjson.open"
 	// BadSuffix marks a segment that could not be read or repaired; it is kept for a person to look at.
 	BadSuffix = ".bad"
-	// TempSuffix marks a file being written atomically; leftovers are removed on open.
-	TempSuffix = ".tmp"
 	// SeqDigits is the width of the zero-padded sequence number.
 	SeqDigits = 10
 	// sequenceFile remembers the last sequence number used, so numbers keep growing after the loader has

@@ -1,10 +1,20 @@
-package buffer
+// Package fsutil holds the file-system primitives that make the data directory crash-safe: durable renames,
+// directory syncs, atomic replacement, fdatasync, free-space measurement and advisory locks. Every stage uses
+// it; it depends on nothing else of the project.
+//
+// Invariant: a function here returns nil only once what it did survives a crash (power loss included), as far
+// as the file system's fsync promises go.
+package fsutil
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
 )
+
+// TempSuffix marks a file being written atomically. A crash can leave one behind; the owner of its directory
+// removes leftovers when it opens the directory.
+const TempSuffix = ".tmp"
 
 // SyncDir fsyncs a directory so that the entries created, renamed or removed in it survive a crash.
 func SyncDir(dir string) error {
@@ -35,7 +45,7 @@ func RenameDurable(from, to string) error {
 }
 
 // WriteFileAtomic replaces path with data so that a crash leaves either the old or the new content, never a
-// mix: it writes path+".tmp", fsyncs it, renames it over path and fsyncs the directory.
+// mix: it writes path+TempSuffix, fsyncs it, renames it over path and fsyncs the directory.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp := path + TempSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
@@ -57,4 +67,17 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("close temp file: %w", err)
 	}
 	return RenameDurable(tmp, path)
+}
+
+// PublishNew moves the finished temporary file tmp to path only if path does not exist yet, and makes the
+// result durable. It never replaces a file: an existing path is an error wrapping os.ErrExist, and tmp is
+// left in place for the caller to remove.
+func PublishNew(tmp, path string) error {
+	if err := os.Link(tmp, path); err != nil {
+		return fmt.Errorf("publish %s: %w", filepath.Base(path), err)
+	}
+	if err := os.Remove(tmp); err != nil {
+		return fmt.Errorf("remove temp file: %w", err)
+	}
+	return SyncDir(filepath.Dir(path))
 }
