@@ -175,6 +175,9 @@ func (c Config) DuckDBFile() string {
 // BufferDir is where the segment log lives.
 func (c Config) BufferDir() string { return filepath.Join(c.DataDir, "buffer") }
 
+// ArchiveDir is where loaded segments are kept, gzip'd, for backfills.
+func (c Config) ArchiveDir() string { return filepath.Join(c.DataDir, "archive") }
+
 // Validate reports every setting that cannot work, joined into one error.
 func (c Config) Validate() error {
 	var errs []error

@@ -73,10 +73,10 @@ func (f *fixture) stored(t *testing.T) []envelope.Envelope {
 	if err := f.buf.Seal(); err != nil {
 		t.Fatal(err)
 	}
-	segs, _ := buffer.Sealed(f.dir)
+	segs, _ := f.buf.Pending()
 	var out []envelope.Envelope
-	for _, s := range segs {
-		raw, _ := os.ReadFile(s.Path)
+	for _, path := range segs {
+		raw, _ := os.ReadFile(path)
 		for line := range strings.Lines(string(raw)) {
 			e, err := envelope.Decode([]byte(line))
 			if err != nil {

@@ -6,17 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"sendpilot-loader/extract/buffer"
 	"sendpilot-loader/internal/fsutil"
 	"sendpilot-loader/transform"
 )
@@ -26,8 +23,10 @@ var ErrBusy = errors.New("another load is running for this data directory")
 
 // Options configure a Loader. Zero values take the documented defaults.
 type Options struct {
-	// DataDir holds buffer/, state/, archive/, quarantine/ and rejected/.
+	// DataDir holds the loader's state/, quarantine/ and rejected/.
 	DataDir string
+	// Buffer is where the segments to load come from, and how they are retired once loaded.
+	Buffer Buffer
 	// Warehouse returns the warehouse for one run; the loader closes it at the end of the run.
 	Warehouse func() (Warehouse, error)
 	// MaxBatchBytes bounds the segments one batch takes (default 256 MiB); at least one segment is always taken.
@@ -36,11 +35,6 @@ type Options struct {
 	// (default 3); Backoff is the first wait between attempts, doubled each time (default 2 s).
 	Attempts int
 	Backoff  time.Duration
-	// ArchiveRetention removes archived segments older than this at the end of a run; 0 keeps them forever.
-	ArchiveRetention time.Duration
-	// Seal, if set, is called before planning a batch so records up to now are included (serve passes the
-	// buffer's Seal).
-	Seal func() error
 	// Transform tunes the transform step.
 	Transform transform.Options
 	Logger    *slog.Logger
@@ -79,7 +73,10 @@ func New(opts Options) (*Loader, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &Loader{opts: opts, dirs: newLayout(opts.DataDir), log: opts.Logger}
-	for _, d := range []string{l.dirs.buffer, l.dirs.batches, l.dirs.archive, l.dirs.quarantine, l.dirs.rejected} {
+	if opts.Buffer == nil {
+		return nil, errors.New("prepare loader: no buffer")
+	}
+	for _, d := range []string{l.dirs.batches, l.dirs.quarantine, l.dirs.rejected} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
@@ -128,11 +125,18 @@ type Report struct {
 	Batches []*Manifest
 }
 
+// Segment is a sealed buffer segment as the loader plans with it.
+type Segment struct {
+	Name string // base name, as manifests record it
+	Path string
+	Size int64
+}
+
 // Pending lists the sealed segments that no batch has taken yet, oldest first.
-func (l *Loader) Pending() ([]buffer.Segment, error) {
-	segs, err := buffer.Sealed(l.dirs.buffer)
+func (l *Loader) Pending() ([]Segment, error) {
+	paths, err := l.opts.Buffer.Pending()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list pending segments: %w", err)
 	}
 	ms, err := l.dirs.manifests()
 	if err != nil {
@@ -146,11 +150,20 @@ func (l *Loader) Pending() ([]buffer.Segment, error) {
 			}
 		}
 	}
-	var out []buffer.Segment
-	for _, s := range segs {
-		if !taken[filepath.Base(s.Path)] {
-			out = append(out, s)
+	var out []Segment
+	for _, p := range paths {
+		name := filepath.Base(p)
+		if taken[name] {
+			continue
 		}
+		info, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // retired by another loader since the listing
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stat segment: %w", err)
+		}
+		out = append(out, Segment{Name: name, Path: p, Size: info.Size()})
 	}
 	return out, nil
 }
@@ -207,10 +220,8 @@ func (l *Loader) Run(ctx context.Context) (Report, error) {
 		rep.Batches = append(rep.Batches, m)
 	}
 
-	if l.opts.Seal != nil {
-		if err := l.opts.Seal(); err != nil {
-			l.log.Warn("seal active segment before load", "err", err)
-		}
+	if err := l.opts.Buffer.Seal(); err != nil {
+		l.log.Warn("seal active segment before load", "err", err)
 	}
 	m, err := l.plan()
 	if err != nil {
@@ -240,17 +251,25 @@ func (l *Loader) plan() (*Manifest, error) {
 		if len(m.Segments) > 0 && m.Bytes+s.Size > l.opts.MaxBatchBytes {
 			break
 		}
-		m.Segments = append(m.Segments, filepath.Base(s.Path))
+		m.Segments = append(m.Segments, s.Name)
 		m.Bytes += s.Size
 	}
-	first, last := segs[0].Seq, segs[len(m.Segments)-1].Seq
-	m.ID = fmt.Sprintf("%s-%0*d-%0*d", l.instance, buffer.SeqDigits, first, buffer.SeqDigits, last)
+	// Segment names are unique forever, so the ID of the batch they form is too.
+	m.ID = fmt.Sprintf("%s-%s-%s", l.instance, stem(m.Segments[0]), stem(m.Segments[len(m.Segments)-1]))
 	if err := l.dirs.save(m, l.opts.Now()); err != nil {
 		return nil, err
 	}
 	l.log.Info("planned batch", "batch", m.ID, "segments", len(m.Segments), "bytes", m.Bytes)
 	l.after(m)
 	return m, nil
+}
+
+// stem is a file name without its extensions.
+func stem(name string) string {
+	if i := strings.IndexByte(name, '.'); i > 0 {
+		return name[:i]
+	}
+	return name
 }
 
 func (l *Loader) after(m *Manifest) {
@@ -286,9 +305,9 @@ func (l *Loader) advance(ctx context.Context, m *Manifest, warehouse func() (War
 
 // transformStep writes the batch's Parquet files next to its manifest and keeps its quarantine output.
 func (l *Loader) transformStep(ctx context.Context, m *Manifest) error {
-	paths := make([]string, len(m.Segments))
-	for i, s := range m.Segments {
-		paths[i] = filepath.Join(l.dirs.buffer, s)
+	paths, err := l.segmentPaths(m)
+	if err != nil {
+		return err
 	}
 	res, err := transform.Files(ctx, paths, l.dirs.batchDir(m.ID), l.opts.Transform)
 	if err != nil {
@@ -305,6 +324,27 @@ func (l *Loader) transformStep(ctx context.Context, m *Manifest) error {
 	}
 	m.Step = StepTransformed
 	return nil
+}
+
+// segmentPaths finds the paths of a batch's segments among the pending ones.
+func (l *Loader) segmentPaths(m *Manifest) ([]string, error) {
+	pending, err := l.opts.Buffer.Pending()
+	if err != nil {
+		return nil, fmt.Errorf("list pending segments: %w", err)
+	}
+	byName := make(map[string]string, len(pending))
+	for _, p := range pending {
+		byName[filepath.Base(p)] = p
+	}
+	paths := make([]string, len(m.Segments))
+	for i, s := range m.Segments {
+		p, ok := byName[s]
+		if !ok {
+			return nil, fmt.Errorf("transform batch %s: segment %s is no longer in the buffer", m.ID, s)
+		}
+		paths[i] = p
+	}
+	return paths, nil
 }
 
 // OccurredRange turns a transform's occurred_at range into the batch's partition bounds.
@@ -395,15 +435,8 @@ func (l *Loader) reject(m *Manifest, cause error) error {
 	l.log.Error("warehouse rejected batch; segments moved aside", "batch", m.ID, "err", cause,
 		"dir", filepath.Join(l.dirs.rejected, m.ID))
 	dir := filepath.Join(l.dirs.rejected, m.ID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create rejected dir: %w", err)
-	}
 	for _, s := range m.Segments {
-		src := filepath.Join(l.dirs.buffer, s)
-		if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
-			continue // moved before a crash
-		}
-		if err := fsutil.RenameDurable(src, filepath.Join(dir, s)); err != nil {
+		if err := l.opts.Buffer.MoveAside(s, dir); err != nil {
 			return fmt.Errorf("move rejected segment: %w", err)
 		}
 	}
@@ -413,22 +446,12 @@ func (l *Loader) reject(m *Manifest, cause error) error {
 	return nil
 }
 
-// archiveStep gzips each segment into archive/ and then removes it from buffer/; the batch's Parquet files go.
+// archiveStep hands each segment to the buffer's archive; the batch's Parquet files go.
 func (l *Loader) archiveStep(m *Manifest) error {
 	for _, s := range m.Segments {
-		src := filepath.Join(l.dirs.buffer, s)
-		if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
-			continue // archived and removed before a crash
+		if err := l.opts.Buffer.Archive(s); err != nil {
+			return fmt.Errorf("archive batch %s: %w", m.ID, err)
 		}
-		if err := gzipFile(src, filepath.Join(l.dirs.archive, s+".gz")); err != nil {
-			return err
-		}
-		if err := os.Remove(src); err != nil {
-			return fmt.Errorf("remove archived segment: %w", err)
-		}
-	}
-	if err := fsutil.SyncDir(l.dirs.buffer); err != nil {
-		return err
 	}
 	for _, t := range transform.Tables {
 		os.Remove(filepath.Join(l.dirs.batchDir(m.ID), t+".parquet"))
@@ -438,47 +461,8 @@ func (l *Loader) archiveStep(m *Manifest) error {
 	return nil
 }
 
-// gzipFile writes a gzip copy of src to dst atomically.
-func gzipFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("open segment: %w", err)
-	}
-	defer in.Close()
-	tmp := dst + fsutil.TempSuffix
-	out, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("create archive file: %w", err)
-	}
-	zw := gzip.NewWriter(out)
-	_, err = io.Copy(zw, in)
-	if err == nil {
-		err = zw.Close()
-	}
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("archive %s: %w", filepath.Base(src), err)
-	}
-	return fsutil.RenameDurable(tmp, dst)
-}
-
-// prune removes archived segments past the retention and the manifests of all but the last 500 finished
-// batches.
+// prune removes the manifests of all but the last 500 finished batches.
 func (l *Loader) prune() {
-	if r := l.opts.ArchiveRetention; r > 0 {
-		entries, _ := os.ReadDir(l.dirs.archive)
-		for _, e := range entries {
-			if info, err := e.Info(); err == nil && l.opts.Now().Sub(info.ModTime()) > r {
-				os.Remove(filepath.Join(l.dirs.archive, e.Name()))
-			}
-		}
-	}
 	ms, err := l.dirs.manifests()
 	if err != nil {
 		return

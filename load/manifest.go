@@ -51,18 +51,16 @@ type Manifest struct {
 // Done reports whether the batch needs no more work.
 func (m *Manifest) Done() bool { return m.Step == StepArchived || m.Step == StepRejected }
 
-// layout names the directories of a data dir that the loader uses.
+// layout names the directories of a data dir that the loader owns.
 type layout struct {
-	buffer, state, batches, archive, quarantine, rejected string
+	state, batches, quarantine, rejected string
 }
 
 func newLayout(dataDir string) layout {
 	state := filepath.Join(dataDir, "state")
 	return layout{
-		buffer:     filepath.Join(dataDir, "buffer"),
 		state:      state,
 		batches:    filepath.Join(state, "batches"),
-		archive:    filepath.Join(dataDir, "archive"),
 		quarantine: filepath.Join(dataDir, "quarantine"),
 		rejected:   filepath.Join(dataDir, "rejected"),
 	}

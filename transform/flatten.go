@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"sendpilot-loader/extract/envelope"
+	"sendpilot-loader/internal/record"
 )
 
 // flattener turns input lines into rows of the four tables and quarantine records. It is not safe for
@@ -91,6 +92,13 @@ func (f *flattener) line(raw []byte, src source) {
 		return
 	}
 	f.stats.Lines++
+	// A buffer record carries its checksum; a line that fails it changed on disk and is never loaded as is.
+	rec, st := record.Open(raw)
+	if st == record.Corrupt {
+		f.reject(raw, src, "record checksum mismatch: the line changed after it was written")
+		return
+	}
+	raw = rec
 	v, err := f.parser.ParseBytes(raw)
 	if err != nil {
 		f.reject(raw, src, "invalid JSON: "+err.Error())

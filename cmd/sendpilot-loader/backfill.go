@@ -60,7 +60,7 @@ func runBackfill(ctx context.Context, env *environment, args []string) int {
 		fmt.Fprintf(env.stderr, "sendpilot-loader backfill: %v\n", err)
 		return 2
 	}
-	l, err := newLoader(cfg, log, nil, nil, env.getenv)
+	l, err := newLoader(cfg, log, nil, bufferReader(cfg, log), env.getenv)
 	if err != nil {
 		log.Error("prepare loader", "err", err)
 		return 1

@@ -18,6 +18,7 @@ import (
 	"sendpilot-loader/extract"
 	"sendpilot-loader/extract/buffer"
 	"sendpilot-loader/extract/envelope"
+	"sendpilot-loader/internal/record"
 )
 
 // binary is the sendpilot-loader executable built once for the tests that run it as a separate process.
@@ -66,23 +67,24 @@ func eventBody(id string) []byte {
 // any line that is not a complete envelope: no torn line may survive recovery.
 func bufferedEvents(t *testing.T, dir string) map[string]int {
 	t.Helper()
-	segs, err := buffer.Sealed(dir)
+	segs, err := buffer.OpenReader(dir, buffer.Options{}).Pending()
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]int{}
-	for _, s := range segs {
-		raw, err := os.ReadFile(s.Path)
+	for _, path := range segs {
+		raw, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(raw) > 0 && raw[len(raw)-1] != '\n' {
-			t.Fatalf("segment %s ends without a newline", s.Path)
+			t.Fatalf("segment %s ends without a newline", path)
 		}
 		for line := range strings.Lines(string(raw)) {
-			e, err := envelope.Decode([]byte(line))
-			if err != nil {
-				t.Fatalf("segment %s: torn or invalid line %q: %v", s.Path, line, err)
+			rec, st := record.Open([]byte(strings.TrimSuffix(line, "\n")))
+			e, err := envelope.Decode(rec)
+			if err != nil || st != record.Intact {
+				t.Fatalf("segment %s: torn or invalid line %q: %v", path, line, err)
 			}
 			seen[e.EventID]++
 		}
@@ -181,7 +183,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(filepath.Join(dataDir, "buffer"))
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), buffer.ActiveSuffix) {
+		if strings.HasSuffix(e.Name(), ".ndjson.open") {
 			t.Errorf("active segment %s left after graceful shutdown", e.Name())
 		}
 	}

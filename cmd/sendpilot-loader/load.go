@@ -16,25 +16,46 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"sendpilot-loader/configs"
+	"sendpilot-loader/extract/buffer"
+	"sendpilot-loader/extract/envelope"
 	"sendpilot-loader/load"
 	"sendpilot-loader/load/bigquery"
 	"sendpilot-loader/load/duckdb"
 )
 
-// newLoader builds the loader for a configuration. seal, if set, seals the active buffer segment first.
-func newLoader(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, seal func() error, getenv func(string) string) (*load.Loader, error) {
+// newLoader builds the loader for a configuration, loading from buf.
+func newLoader(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, buf load.Buffer, getenv func(string) string) (*load.Loader, error) {
 	return load.New(load.Options{
-		DataDir:          cfg.DataDir,
-		Warehouse:        func() (load.Warehouse, error) { return openWarehouse(cfg) },
-		MaxBatchBytes:    int64(cfg.Load.MaxBatchBytes),
-		Attempts:         cfg.Load.Attempts,
-		Backoff:          cfg.Load.Backoff,
-		ArchiveRetention: cfg.Load.ArchiveRetention,
-		Seal:             seal,
-		Logger:           log.With("component", "loader"),
-		Registerer:       reg,
-		AfterStep:        crashHook(getenv),
+		DataDir:       cfg.DataDir,
+		Buffer:        buf,
+		Warehouse:     func() (load.Warehouse, error) { return openWarehouse(cfg) },
+		MaxBatchBytes: int64(cfg.Load.MaxBatchBytes),
+		Attempts:      cfg.Load.Attempts,
+		Backoff:       cfg.Load.Backoff,
+		Logger:        log.With("component", "loader"),
+		Registerer:    reg,
+		AfterStep:     crashHook(getenv),
 	})
+}
+
+// bufferOptions are the buffer's settings from a configuration, for its writer and its readers alike.
+func bufferOptions(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer) buffer.Options {
+	return buffer.Options{
+		SegmentMaxBytes:  int64(cfg.Buffer.SegmentMaxBytes),
+		SegmentMaxAge:    cfg.Buffer.SegmentMaxAge,
+		MaxBytes:         int64(cfg.Buffer.MaxBytes),
+		MinFreeBytes:     int64(cfg.Buffer.MinFreeBytes),
+		ArchiveDir:       cfg.ArchiveDir(),
+		ArchiveRetention: cfg.Load.ArchiveRetention,
+		Logger:           log.With("component", "buffer"),
+		Registerer:       reg,
+		RecordTime:       envelope.ReceivedAt,
+	}
+}
+
+// bufferReader is the buffer as commands other than serve see it.
+func bufferReader(cfg configs.Config, log *slog.Logger) *buffer.Reader {
+	return buffer.OpenReader(cfg.BufferDir(), bufferOptions(cfg, log, nil))
 }
 
 // openWarehouse returns BigQuery when a project is configured, the local DuckDB file otherwise.
@@ -94,7 +115,7 @@ func runLoad(ctx context.Context, env *environment, args []string) int {
 		log.Error("load takes no arguments", "args", rest)
 		return 2
 	}
-	l, err := newLoader(cfg, log, nil, nil, env.getenv)
+	l, err := newLoader(cfg, log, nil, bufferReader(cfg, log), env.getenv)
 	if err != nil {
 		log.Error("prepare loader", "err", err)
 		return 1
@@ -156,6 +177,12 @@ func runStatus(ctx context.Context, env *environment, args []string) int {
 	if !ok {
 		return code
 	}
+	log := newLogger(env.stderr, cfg)
+	bs, err := bufferReader(cfg, log).Stats()
+	if err != nil {
+		fmt.Fprintf(env.stderr, "sendpilot-loader status: %v\n", err)
+		return 1
+	}
 	st, err := load.ReadStatus(cfg.DataDir)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "sendpilot-loader status: %v\n", err)
@@ -163,12 +190,12 @@ func runStatus(ctx context.Context, env *environment, args []string) int {
 	}
 	w := env.stdout
 	fmt.Fprintf(w, "data dir:          %s\n", cfg.DataDir)
-	fmt.Fprintf(w, "pending segments:  %d (%d bytes)\n", st.PendingSegments, st.PendingBytes)
-	if !st.OldestPending.IsZero() {
-		fmt.Fprintf(w, "oldest pending:    %s ago (%s)\n", time.Since(st.OldestPending).Round(time.Second), st.OldestPending.Format(time.RFC3339))
+	fmt.Fprintf(w, "pending segments:  %d (%d bytes)\n", bs.PendingSegments, bs.PendingBytes)
+	if !bs.OldestPending.IsZero() {
+		fmt.Fprintf(w, "oldest pending:    %s ago (%s)\n", time.Since(bs.OldestPending).Round(time.Second), bs.OldestPending.Format(time.RFC3339))
 	}
-	fmt.Fprintf(w, "active segment:    %v\n", st.ActiveSegment)
-	fmt.Fprintf(w, "bad files:         %d\n", st.BadFiles)
+	fmt.Fprintf(w, "active segment:    %v\n", bs.ActiveSegment)
+	fmt.Fprintf(w, "bad files:         %d\n", bs.BadFiles)
 	fmt.Fprintf(w, "warehouse:         %s\n", warehouseName(cfg))
 	if st.LastBatch == nil {
 		fmt.Fprintln(w, "last batch:        none yet")

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"sendpilot-loader/extract/buffer"
 	"sendpilot-loader/extract/envelope"
 	"sendpilot-loader/load"
 	"sendpilot-loader/load/duckdb"
@@ -31,7 +30,7 @@ func segment(t *testing.T, dataDir string, seq uint64, ids ...string) {
 	}
 	dir := filepath.Join(dataDir, "buffer")
 	os.MkdirAll(dir, 0o755)
-	if err := os.WriteFile(filepath.Join(dir, buffer.SegmentName(seq, buffer.SealedSuffix)), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%010d.ndjson", seq)), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -90,8 +89,8 @@ func TestLoadSurvivesSIGKILLAtEveryStep(t *testing.T) {
 			if got, want := warehouseCounts(t, dataDir), "education=6 events=3 experience=6 leads=6"; got != want {
 				t.Fatalf("after SIGKILL at %s: %s, want %s", step, got, want)
 			}
-			if entries, _ := os.ReadDir(filepath.Join(dataDir, "buffer")); len(entries) != 0 {
-				t.Errorf("buffer not empty: %v", entries)
+			if left, _ := filepath.Glob(filepath.Join(dataDir, "buffer", "*.ndjson*")); len(left) != 0 {
+				t.Errorf("segments left in the buffer: %v", left)
 			}
 		})
 	}

@@ -15,7 +15,6 @@ import (
 	"sendpilot-loader/configs"
 	"sendpilot-loader/extract"
 	"sendpilot-loader/extract/buffer"
-	"sendpilot-loader/extract/envelope"
 	"sendpilot-loader/load"
 )
 
@@ -49,15 +48,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, getenv fun
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	buf, err := buffer.Open(cfg.BufferDir(), buffer.Options{
-		SegmentMaxBytes: int64(cfg.Buffer.SegmentMaxBytes),
-		SegmentMaxAge:   cfg.Buffer.SegmentMaxAge,
-		MaxBytes:        int64(cfg.Buffer.MaxBytes),
-		MinFreeBytes:    int64(cfg.Buffer.MinFreeBytes),
-		Logger:          log.With("component", "buffer"),
-		Registerer:      reg,
-		RecordTime:      envelope.ReceivedAt,
-	})
+	buf, err := buffer.Open(cfg.BufferDir(), bufferOptions(cfg, log, reg))
 	if err != nil {
 		return fmt.Errorf("open buffer: %w", err)
 	}
@@ -139,7 +130,7 @@ func startSchedule(cfg configs.Config, log *slog.Logger, reg prometheus.Register
 		log.Info("scheduled loads are off (load.schedule is empty); run `sendpilot-loader load` to load")
 		return nil, nil
 	}
-	l, err := newLoader(cfg, log, reg, buf.Seal, getenv)
+	l, err := newLoader(cfg, log, reg, buf, getenv)
 	if err != nil {
 		return nil, fmt.Errorf("prepare loader: %w", err)
 	}

@@ -7,12 +7,19 @@
 //   - A record is never split across segments, and a failed write leaves no partial record behind.
 //   - There is at most one active segment (*.ndjson.open); once sealed (*.ndjson) a segment never changes.
 //   - After any stop, Open repairs the active segment and seals it; new records go to a new segment.
+//   - Every record is framed with a CRC-32C (internal/record), checked on recovery and by every reader.
+//   - Segment names never repeat, whatever happens to the sequence file (see segment.go), and an archive file
+//     is never overwritten.
+//   - The package owns its directory: it alone creates, seals, lists, retires (archives or moves aside) and
+//     deletes segments. One writer (Open) holds the directory at a time, locked for its whole life; readers
+//     (OpenReader) need no lock.
 //
 // The on-disk format and the recovery rule are written down in docs/buffer-format.md.
 package buffer
 
 import (
 	"sendpilot-loader/internal/fsutil"
+	"sendpilot-loader/internal/record"
 
 	"bytes"
 	"context"
@@ -37,6 +44,9 @@ var ErrFull = errors.New("buffer full")
 
 // ErrClosed means the buffer no longer accepts records.
 var ErrClosed = errors.New("buffer closed")
+
+// ErrInUse means another writer holds the buffer directory.
+var ErrInUse = errors.New("buffer directory is in use by another writer")
 
 // maxBatchBytes bounds how much one group commit writes, so one fsync never waits on an unbounded write.
 const maxBatchBytes = 8 << 20
@@ -66,6 +76,11 @@ type Options struct {
 	// RecordTime extracts the receive time of a record, for the age of the oldest pending record; nil uses
 	// segment modification times.
 	RecordTime func(line []byte) (time.Time, bool)
+	// ArchiveDir is where Archive keeps gzip copies of retired segments; Archive fails without one.
+	ArchiveDir string
+	// ArchiveRetention removes archived segments older than this (checked as segments are archived); 0 keeps
+	// them forever.
+	ArchiveRetention time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -97,12 +112,15 @@ const (
 	abandoned
 )
 
-// Buffer is an open segment log. Its methods are safe for concurrent use.
+// Buffer is the writer of a segment log, plus everything a Reader does. Its methods are safe for
+// concurrent use.
 type Buffer struct {
+	*Reader
 	dir  string
 	opts Options
 	log  *slog.Logger
 	m    *metrics
+	lock *fsutil.Lock
 
 	mu     sync.RWMutex // guards closed against Appends racing Close
 	closed bool
@@ -118,7 +136,7 @@ type Buffer struct {
 
 	// Owned by the writer goroutine.
 	active      segmentFile
-	activeSeq   uint64
+	activeStem  string
 	activeSize  int64 // bytes of records in the active segment
 	activeAlloc int64 // bytes of the active file, records plus zero-filled space ahead of them
 	activeFirst time.Time
@@ -127,19 +145,18 @@ type Buffer struct {
 	wbuf        []byte
 }
 
-// Open recovers dir (creating it if needed) and starts the writer.
-func Open(dir string, opts Options) (*Buffer, error) {
-	if opts.SegmentMaxBytes <= 0 {
-		opts.SegmentMaxBytes = 64 << 20
+func (o *Options) defaults() {
+	if o.SegmentMaxBytes <= 0 {
+		o.SegmentMaxBytes = 64 << 20
 	}
-	if opts.SegmentMaxAge <= 0 {
-		opts.SegmentMaxAge = time.Minute
+	if o.SegmentMaxAge <= 0 {
+		o.SegmentMaxAge = time.Minute
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	if opts.openFile == nil {
-		opts.openFile = func(path string) (segmentFile, error) {
+	if o.openFile == nil {
+		o.openFile = func(path string) (segmentFile, error) {
 			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 			if err != nil {
 				return nil, err
@@ -147,32 +164,55 @@ func Open(dir string, opts Options) (*Buffer, error) {
 			return osFile{f}, nil
 		}
 	}
-	if opts.freeSpace == nil {
-		opts.freeSpace = fsutil.FreeSpace
+	if o.freeSpace == nil {
+		o.freeSpace = fsutil.FreeSpace
 	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Open takes dir for writing (creating it if needed): it locks it for the life of the Buffer, recovers what
+// the last writer left, and starts the writer. A second writer of the same directory, in any process, gets
+// an error wrapping ErrInUse.
+func Open(dir string, opts Options) (*Buffer, error) {
+	opts.defaults()
 	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create buffer dir: %w", err)
 	}
 	if err := fsutil.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
 		return nil, err
 	}
-	maxSeq, err := recoverDir(dir, log)
+	lock, err := fsutil.TryLock(filepath.Join(dir, lockFile))
+	if errors.Is(err, fsutil.ErrLocked) {
+		return nil, fmt.Errorf("open buffer %s: %w: %w; stop the other serve, or give this one its own --data-dir", dir, ErrInUse, err)
+	}
 	if err != nil {
+		return nil, fmt.Errorf("open buffer: %w", err)
+	}
+	next, err := recoverDir(dir, log)
+	if err == nil && opts.ArchiveDir != "" {
+		err = sweepTemp(opts.ArchiveDir, log)
+		if a, aerr := maxSeq(opts.ArchiveDir); err == nil {
+			next, err = max(next, a), aerr
+		}
+	}
+	if err != nil {
+		lock.Unlock()
 		return nil, fmt.Errorf("recover buffer: %w", err)
 	}
 	b := &Buffer{
+		Reader:  OpenReader(dir, opts),
 		dir:     dir,
 		opts:    opts,
 		log:     log,
+		lock:    lock,
 		reqs:    make(chan *request, 4096),
 		seal:    make(chan chan error),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
-		nextSeq: maxSeq + 1,
+		nextSeq: next + 1,
 	}
 	b.m = newMetrics(opts.Registerer, b)
 	b.refresh()
@@ -180,15 +220,12 @@ func Open(dir string, opts Options) (*Buffer, error) {
 	return b, nil
 }
 
-// Dir is the directory of the log.
-func (b *Buffer) Dir() string { return b.dir }
-
 // Append stores line (one JSON document, no newline) as one record and returns once it is durable. An error
 // means the record was not stored. If ctx ends after the writer has taken the record, Append still waits for
 // that write's outcome (one fsync at most). ErrFull and ErrClosed are returned as such (wrapped). The caller may reuse line once Append returns.
 func (b *Buffer) Append(ctx context.Context, line []byte) error {
-	if len(line) == 0 || bytes.IndexByte(line, '\n') >= 0 {
-		return fmt.Errorf("append record: a record is one non-empty line")
+	if len(line) < 2 || line[0] != '{' || line[len(line)-1] != '}' || bytes.IndexByte(line, '\n') >= 0 {
+		return fmt.Errorf("append record: a record is one JSON object on one line")
 	}
 	r := &request{line: line, done: make(chan error, 1)}
 	b.mu.RLock()
@@ -258,48 +295,11 @@ func (b *Buffer) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	<-b.done
+	b.lock.Unlock()
 	if p := b.failed.Load(); p != nil {
 		return *p
 	}
 	return nil
-}
-
-// Stats describes what the buffer holds that has not been loaded yet.
-type Stats struct {
-	PendingSegments int       // sealed segments in the directory
-	PendingBytes    int64     // bytes of all segments, sealed and active
-	OldestPending   time.Time // receive time of the oldest record still in the directory; zero if none
-}
-
-// Stats reads the directory; it is meant for metrics and status pages, not hot paths.
-func (b *Buffer) Stats() (Stats, error) {
-	segs, err := Sealed(b.dir)
-	if err != nil {
-		return Stats{}, err
-	}
-	s := Stats{PendingSegments: len(segs), PendingBytes: b.usage.Load()}
-	if len(segs) > 0 {
-		s.OldestPending = FirstRecordTime(segs[0], b.opts.RecordTime)
-	} else if at := b.activeAt.Load(); at != 0 {
-		s.OldestPending = time.Unix(0, at)
-	}
-	return s, nil
-}
-
-// FirstRecordTime returns the time recordTime reads from the first bytes of a segment's first record, or the
-// segment's modification time when it cannot (recordTime nil, file gone, no time there).
-func FirstRecordTime(s Segment, recordTime func(head []byte) (time.Time, bool)) time.Time {
-	if recordTime != nil {
-		if f, err := os.Open(s.Path); err == nil {
-			head := make([]byte, 256)
-			n, _ := io.ReadFull(f, head)
-			f.Close()
-			if t, ok := recordTime(head[:n]); ok {
-				return t
-			}
-		}
-	}
-	return s.ModTime
 }
 
 // run is the writer: the only goroutine that touches segment files.
@@ -368,7 +368,7 @@ func (b *Buffer) commit(batch []*request) {
 	b.wbuf = b.wbuf[:0]
 	start := 0
 	for i, r := range accepted {
-		need := int64(len(r.line) + 1)
+		need := framedSize(r.line)
 		if pending := b.activeSize + int64(len(b.wbuf)); pending > 0 && pending+need > b.opts.SegmentMaxBytes {
 			if len(b.wbuf) > 0 {
 				answer(accepted[start:i], b.writeChunk(b.wbuf))
@@ -381,7 +381,7 @@ func (b *Buffer) commit(batch []*request) {
 		if !r.state.CompareAndSwap(queued, taken) {
 			continue // the caller gave up; its memory may already be reused
 		}
-		b.wbuf = append(b.wbuf, r.line...)
+		b.wbuf = record.Append(b.wbuf, r.line)
 		b.wbuf = append(b.wbuf, '\n')
 	}
 	if len(b.wbuf) > 0 {
@@ -404,7 +404,7 @@ func (b *Buffer) admit(batch []*request) []*request {
 	usage, free := b.usage.Load(), b.free.Load()
 	kept := batch[:0]
 	for _, r := range batch {
-		need := int64(len(r.line) + 1)
+		need := framedSize(r.line)
 		switch {
 		case quota > 0 && usage+need > quota:
 			r.done <- fmt.Errorf("%w: quota of %d bytes reached", ErrFull, quota)
@@ -418,6 +418,9 @@ func (b *Buffer) admit(batch []*request) []*request {
 	}
 	return kept
 }
+
+// framedSize is the most room a record takes in a segment: framed, with its newline.
+func framedSize(line []byte) int64 { return int64(len(line) + record.MaxOverhead + 1) }
 
 func answer(rs []*request, err error) {
 	for _, r := range rs {
@@ -488,7 +491,7 @@ func (b *Buffer) rollback() {
 	}
 	if err != nil {
 		b.log.Error("cannot cut failed write from segment; refusing further records",
-			"segment", SegmentName(b.activeSeq, ActiveSuffix), "offset", b.activeSize, "err", err)
+			"segment", b.activeStem+activeSuffix, "offset", b.activeSize, "err", err)
 		b.active.Close()
 		b.active = nil
 		b.fail(fmt.Errorf("roll back failed write: %w", err))
@@ -504,13 +507,18 @@ func (b *Buffer) fail(err error) {
 	b.failed.CompareAndSwap(nil, &err)
 }
 
-// openActive creates the next segment. The sequence file is written first, so a number is never reused.
+// openActive creates the next segment. The sequence file is written first, so a number is not reused while
+// it survives; the name's random stamp keeps names unique when it does not.
 func (b *Buffer) openActive() error {
 	seq := b.nextSeq
+	stem, err := newStem(seq)
+	if err != nil {
+		return err
+	}
 	if err := fsutil.WriteFileAtomic(filepath.Join(b.dir, sequenceFile), []byte(strconv.FormatUint(seq, 10)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("record sequence: %w", err)
 	}
-	f, err := b.opts.openFile(filepath.Join(b.dir, SegmentName(seq, ActiveSuffix)))
+	f, err := b.opts.openFile(filepath.Join(b.dir, stem+activeSuffix))
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return fmt.Errorf("%w: create segment: %w", ErrFull, err)
@@ -522,7 +530,7 @@ func (b *Buffer) openActive() error {
 		return err
 	}
 	b.nextSeq = seq + 1
-	b.active, b.activeSeq, b.activeSize, b.activeAlloc = f, seq, 0, 0
+	b.active, b.activeStem, b.activeSize, b.activeAlloc = f, stem, 0, 0
 	return nil
 }
 
@@ -531,7 +539,7 @@ func (b *Buffer) sealActive() error {
 	if b.active == nil {
 		return nil
 	}
-	f, seq, size, alloc := b.active, b.activeSeq, b.activeSize, b.activeAlloc
+	f, stem, size, alloc := b.active, b.activeStem, b.activeSize, b.activeAlloc
 	b.active, b.activeSize, b.activeAlloc = nil, 0, 0
 	b.activeAt.Store(0)
 	if alloc > size {
@@ -548,19 +556,19 @@ func (b *Buffer) sealActive() error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close segment: %w", err)
 	}
-	open := filepath.Join(b.dir, SegmentName(seq, ActiveSuffix))
+	open := filepath.Join(b.dir, stem+activeSuffix)
 	if size == 0 {
 		if err := os.Remove(open); err != nil {
 			return fmt.Errorf("remove empty segment: %w", err)
 		}
 		return fsutil.SyncDir(b.dir)
 	}
-	if err := fsutil.RenameDurable(open, filepath.Join(b.dir, SegmentName(seq, SealedSuffix))); err != nil {
+	if err := fsutil.RenameDurable(open, filepath.Join(b.dir, stem+sealedSuffix)); err != nil {
 		return fmt.Errorf("seal segment: %w", err)
 	}
 	b.sealedN.Add(1)
 	b.m.sealed.Inc()
-	b.log.Debug("sealed segment", "seq", seq, "bytes", size)
+	b.log.Debug("sealed segment", "segment", stem+sealedSuffix, "bytes", size)
 	return nil
 }
 
@@ -576,7 +584,7 @@ func (b *Buffer) refresh() {
 		if info, err := e.Info(); err == nil {
 			total += info.Size()
 		}
-		if _, suf, ok := ParseSegmentName(e.Name()); ok && suf == SealedSuffix {
+		if n, ok := parseName(e.Name()); ok && n.suffix == sealedSuffix {
 			sealed++
 		}
 	}

@@ -1,14 +1,11 @@
 package buffer
 
 import (
-	"sendpilot-loader/internal/fsutil"
-
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sendpilot-loader/internal/record"
 )
 
 func mustOpen(t *testing.T, dir string, opts Options) *Buffer {
@@ -33,29 +32,37 @@ func rec(i int) []byte { return fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, i, strin
 // readAll returns every record of every sealed segment, in order, and fails on a line that is not complete JSON.
 func readAll(t *testing.T, dir string) []string {
 	t.Helper()
-	segs, err := Sealed(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	segs := sealed(t, dir)
 	var out []string
 	for _, s := range segs {
-		raw, err := os.ReadFile(s.Path)
+		raw, err := os.ReadFile(s.path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(raw) == 0 || raw[len(raw)-1] != '\n' {
-			t.Fatalf("segment %s does not end with a newline", s.Path)
+			t.Fatalf("segment %s does not end with a newline", s.path)
 		}
 		sc := bufio.NewScanner(strings.NewReader(string(raw)))
 		sc.Buffer(nil, 1<<26)
 		for sc.Scan() {
-			if !validRecord(sc.Bytes()) {
-				t.Fatalf("segment %s has an invalid line %q", s.Path, sc.Text())
+			rec, st := record.Open(append([]byte(nil), sc.Bytes()...))
+			if st != record.Intact {
+				t.Fatalf("segment %s has a line that is not an intact record: %q", s.path, sc.Text())
 			}
-			out = append(out, sc.Text())
+			out = append(out, string(rec))
 		}
 	}
 	return out
+}
+
+// sealed lists the sealed segments of dir, oldest first.
+func sealed(t *testing.T, dir string) []segment {
+	t.Helper()
+	segs, err := list(dir, sealedSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return segs
 }
 
 func names(t *testing.T, dir string) []string {
@@ -97,17 +104,17 @@ func TestConcurrentAppendsAreAllStoredOnce(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("stored %d records, want %d distinct ones", len(got), n)
 	}
-	segs, _ := Sealed(dir)
+	segs := sealed(t, dir)
 	if len(segs) < 2 {
 		t.Fatalf("expected size-based sealing into several segments, got %d", len(segs))
 	}
 	for _, s := range segs {
-		if s.Size > 8<<10 {
-			t.Errorf("segment %s is %d bytes, over the 8KiB limit", s.Path, s.Size)
+		if s.size > 8<<10 {
+			t.Errorf("segment %s is %d bytes, over the 8KiB limit", s.path, s.size)
 		}
 	}
 	for _, name := range names(t, dir) {
-		if strings.HasSuffix(name, ActiveSuffix) {
+		if strings.HasSuffix(name, activeSuffix) {
 			t.Errorf("active segment %s left after Close", name)
 		}
 	}
@@ -123,7 +130,7 @@ func TestRecordLargerThanSegmentGetsItsOwn(t *testing.T) {
 		}
 	}
 	b.Close()
-	segs, _ := Sealed(dir)
+	segs := sealed(t, dir)
 	if len(segs) != 3 {
 		t.Fatalf("got %d segments, want 3 (small, big alone, small)", len(segs))
 	}
@@ -140,7 +147,7 @@ func TestSealByAge(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if segs, _ := Sealed(dir); len(segs) == 1 {
+		if segs := sealed(t, dir); len(segs) == 1 {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -158,18 +165,18 @@ func TestSealAndSequence(t *testing.T) {
 	if err := b.Seal(); err != nil {
 		t.Fatal(err)
 	}
-	segs, _ := Sealed(dir)
-	if len(segs) != 1 || segs[0].Seq != 1 {
+	segs := sealed(t, dir)
+	if len(segs) != 1 || segs[0].seq != 1 {
 		t.Fatalf("segments after Seal: %+v", segs)
 	}
 	b.Close()
 	// A loader takes the segment away; numbering must not restart at 1.
-	os.Remove(segs[0].Path)
+	os.Remove(segs[0].path)
 	b2 := mustOpen(t, dir, Options{})
 	b2.Append(context.Background(), rec(2))
 	b2.Close()
-	segs, _ = Sealed(dir)
-	if len(segs) != 1 || segs[0].Seq != 2 {
+	segs = sealed(t, dir)
+	if len(segs) != 1 || segs[0].seq != 2 {
 		t.Fatalf("sequence restarted: %+v", segs)
 	}
 	if err := b2.Append(context.Background(), rec(3)); !errors.Is(err, ErrClosed) {
@@ -331,9 +338,9 @@ func TestQuota(t *testing.T) {
 	}
 	// The loader empties the buffer: space is back after the next refresh.
 	b.Seal()
-	segs, _ := Sealed(dir)
+	segs := sealed(t, dir)
 	for _, s := range segs {
-		os.Remove(s.Path)
+		os.Remove(s.path)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for b.Append(ctx, rec(1)) != nil {
@@ -395,22 +402,6 @@ func TestAppendRejectsNonLines(t *testing.T) {
 		if err := b.Append(context.Background(), bad); err == nil {
 			t.Errorf("Append(%q) accepted", bad)
 		}
-	}
-}
-
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "state.json")
-	for _, content := range []string{"one", "two"} {
-		if err := fsutil.WriteFileAtomic(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if got, _ := os.ReadFile(p); string(got) != content {
-			t.Fatalf("content = %q, want %q", got, content)
-		}
-	}
-	if got := names(t, dir); !slices.Equal(got, []string{"state.json"}) {
-		t.Fatalf("files left: %v", got)
 	}
 }
 

@@ -1,8 +1,6 @@
 package buffer
 
 import (
-	"sendpilot-loader/internal/fsutil"
-
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -13,17 +11,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"sendpilot-loader/internal/fsutil"
+	"sendpilot-loader/internal/record"
 )
 
 // recoverDir brings dir to a clean state after a stop of any kind and returns the highest sequence number in
-// use. The rule, also written in docs/buffer-format.md:
+// use. The caller holds the writer lock. The rule, also written in docs/buffer-format.md:
 //
 //   - leftover *.tmp files are removed;
-//   - an active segment (*.ndjson.open) is scanned line by line; the longest prefix of complete lines that
-//     each hold valid JSON is kept and the segment is sealed (an empty one is removed). Whatever follows that
-//     prefix was never acknowledged if it is a single torn line or zero bytes, and is cut with a warning;
-//     anything else after it (complete lines, which might have been acknowledged) is first copied to
-//     <seq>.ndjson.tail.bad so that nothing is lost;
+//   - an active segment (*.ndjson.open) is scanned line by line; the longest prefix of complete, valid
+//     records (format v2: the checksum matches; v1: the line is JSON) is kept and the segment is sealed (an
+//     empty one is removed). Of what follows that prefix, trailing zero bytes (preallocated space) are cut;
+//     anything else is first copied to <stem>.tail.bad, so nothing that might have been acknowledged is lost:
+//     kept + moved aside + zeros cut is the whole file;
 //   - an active segment that cannot be read is renamed to *.ndjson.open.bad, never deleted;
 //   - sealed segments are immutable and are not touched.
 //
@@ -33,27 +34,20 @@ func recoverDir(dir string, log *slog.Logger) (maxSeq uint64, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("read buffer dir: %w", err)
 	}
+	if err := sweepTemp(dir, log); err != nil {
+		return 0, err
+	}
 	changed := false
 	for _, e := range entries {
-		name := e.Name()
-		path := filepath.Join(dir, name)
-		if strings.HasSuffix(name, fsutil.TempSuffix) {
-			log.Warn("removing leftover temp file", "file", path)
-			if err := os.Remove(path); err != nil {
-				return 0, fmt.Errorf("remove temp file: %w", err)
-			}
-			changed = true
-			continue
-		}
-		seq, suffix, ok := ParseSegmentName(name)
+		n, ok := parseName(e.Name())
 		if !ok {
 			continue
 		}
-		maxSeq = max(maxSeq, seq)
-		if suffix != ActiveSuffix {
+		maxSeq = max(maxSeq, n.seq)
+		if n.suffix != activeSuffix {
 			continue
 		}
-		if err := repairActive(dir, seq, log); err != nil {
+		if err := repairActive(dir, n, log); err != nil {
 			return 0, err
 		}
 		changed = true
@@ -71,68 +65,101 @@ func recoverDir(dir string, log *slog.Logger) (maxSeq uint64, err error) {
 	return maxSeq, nil
 }
 
+// sweepTemp removes the temporary files a crash left in dir (a missing dir has none).
+func sweepTemp(dir string, log *slog.Logger) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dir, err)
+	}
+	removed := false
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), fsutil.TempSuffix) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		log.Warn("removing leftover temp file", "file", path)
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("remove temp file: %w", err)
+		}
+		removed = true
+	}
+	if removed {
+		return fsutil.SyncDir(dir)
+	}
+	return nil
+}
+
 // repairActive applies the recovery rule to one active segment.
-func repairActive(dir string, seq uint64, log *slog.Logger) error {
-	path := filepath.Join(dir, SegmentName(seq, ActiveSuffix))
-	good, size, tail, scanErr := scanValidPrefix(path)
+func repairActive(dir string, n segName, log *slog.Logger) error {
+	path := filepath.Join(dir, n.stem+activeSuffix)
+	scan, scanErr := scanSegment(path, n.v2)
 	if scanErr != nil {
-		bad := path + BadSuffix
+		bad := path + badSuffix
 		log.Error("active segment cannot be read; moved aside", "segment", path, "moved_to", bad, "err", scanErr)
 		if err := os.Rename(path, bad); err != nil {
 			return fmt.Errorf("move aside unreadable segment: %w", err)
 		}
 		return nil
 	}
-	if good < size {
-		switch tail {
-		case tailLines:
-			aside := filepath.Join(dir, SegmentName(seq, ".tail"+BadSuffix))
-			if err := copyTail(path, good, aside); err != nil {
-				return err
-			}
-			log.Error("active segment has complete lines after a corrupt one; tail kept aside",
-				"segment", path, "offset", good, "bytes", size-good, "tail", aside)
-		case tailZeros:
-			log.Info("cutting preallocated space of active segment", "segment", path, "offset", good, "bytes", size-good)
-		default:
-			log.Warn("cutting torn tail of active segment", "segment", path, "offset", good, "bytes", size-good)
+	if scan.aside > scan.good {
+		aside := filepath.Join(dir, n.stem+tailSuffix)
+		if err := copyRange(path, scan.good, scan.aside, aside); err != nil {
+			return err
 		}
-		if err := truncateSync(path, good); err != nil {
+		msg := "cutting torn tail of active segment; kept aside"
+		if scan.linesAfter {
+			msg = "active segment has complete lines after a bad one; tail kept aside"
+		}
+		log.Warn(msg, "segment", path, "offset", scan.good, "bytes", scan.aside-scan.good, "tail", aside)
+	}
+	if scan.size > scan.good {
+		if scan.size > scan.aside {
+			log.Info("cutting preallocated space of active segment", "segment", path, "offset", scan.aside, "bytes", scan.size-scan.aside)
+		}
+		if err := truncateSync(path, scan.good); err != nil {
 			return err
 		}
 	}
-	if good == 0 {
+	if scan.good == 0 {
 		if err := os.Remove(path); err != nil {
 			return fmt.Errorf("remove empty segment: %w", err)
 		}
 		return nil
 	}
-	if err := os.Rename(path, filepath.Join(dir, SegmentName(seq, SealedSuffix))); err != nil {
+	if err := os.Rename(path, filepath.Join(dir, n.stem+sealedSuffix)); err != nil {
 		return fmt.Errorf("seal recovered segment: %w", err)
 	}
-	log.Info("recovered active segment", "segment", path, "bytes", good)
+	log.Info("recovered active segment", "segment", path, "bytes", scan.good)
 	return nil
 }
 
-// What follows the valid prefix of an active segment.
-const (
-	tailZeros = iota // only zero bytes: preallocated space, or nothing at all
-	tailTorn         // a torn write: no complete line after the first bad one
-	tailLines        // complete lines after a bad one: more than a torn write
-)
+// segmentScan is what scanSegment found: [0, good) are valid records, [good, aside) must be kept aside and
+// [aside, size) are zero bytes.
+type segmentScan struct {
+	good, aside, size int64
+	// linesAfter is true when complete lines follow the first bad one (more than a torn write).
+	linesAfter bool
+}
 
-// scanValidPrefix returns the length of the longest prefix of path made of complete, valid JSON lines, the
-// file's size, and what follows that prefix.
-func scanValidPrefix(path string) (good, size int64, tail int, err error) {
+// scanSegment reads the segment at path and splits it by the recovery rule; v2 says whether its lines must
+// carry a checksum.
+func scanSegment(path string, v2 bool) (segmentScan, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("open segment: %w", err)
+		return segmentScan{}, fmt.Errorf("open segment: %w", err)
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<20)
+	return scanRecords(f, v2)
+}
+
+func scanRecords(in io.Reader, v2 bool) (segmentScan, error) {
+	r := bufio.NewReaderSize(in, 1<<20)
+	var s segmentScan
 	var off int64
 	broken := false
-	tail = tailZeros
 	for {
 		line, rerr := r.ReadSlice('\n')
 		if errors.Is(rerr, bufio.ErrBufferFull) {
@@ -143,56 +170,77 @@ func scanValidPrefix(path string) (good, size int64, tail int, err error) {
 		}
 		if len(line) > 0 {
 			complete := line[len(line)-1] == '\n'
-			switch {
-			case !broken && complete && validRecord(line[:len(line)-1]):
-				good = off + int64(len(line))
-			default:
-				broken = true
-				if trimmed := bytes.Trim(line, "\x00\n"); len(trimmed) > 0 {
-					tail = max(tail, tailTorn)
-					if complete && good < off {
-						tail = tailLines
-					}
+			if !broken && complete && validRecord(line[:len(line)-1], v2) {
+				s.good = off + int64(len(line))
+			} else {
+				if broken && complete && len(bytes.Trim(line, "\x00\n")) > 0 {
+					s.linesAfter = true
 				}
+				broken = true
 			}
 			off += int64(len(line))
+			// The aside part ends after the last byte that is not zero.
+			if i := lastNonZero(line); i >= 0 && broken {
+				s.aside = off - int64(len(line)) + int64(i) + 1
+			}
 		}
 		if errors.Is(rerr, io.EOF) {
-			return good, off, tail, nil
+			s.size = off
+			s.aside = max(s.aside, s.good)
+			return s, nil
 		}
 		if rerr != nil {
-			return 0, 0, 0, fmt.Errorf("read segment at offset %d: %w", off, rerr)
+			return segmentScan{}, fmt.Errorf("read segment at offset %d: %w", off, rerr)
 		}
 	}
 }
 
-// validRecord reports whether line (without its newline) is a record the buffer could have written.
-func validRecord(line []byte) bool {
-	return len(line) > 0 && json.Valid(line)
+func lastNonZero(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] != 0 {
+			return i
+		}
+	}
+	return -1
 }
 
-func copyTail(path string, from int64, to string) error {
+// validRecord reports whether line (without its newline) is a record the buffer could have written: in a
+// format-v2 segment a framed record whose checksum matches, in a v1 segment any JSON document. It may
+// overwrite line.
+func validRecord(line []byte, v2 bool) bool {
+	if len(line) == 0 {
+		return false
+	}
+	rec, st := record.Open(line)
+	switch st {
+	case record.Intact:
+		return true
+	case record.Unframed:
+		return !v2 && json.Valid(rec)
+	}
+	return false
+}
+
+// copyRange copies bytes [from, to) of path to a new file dst and fsyncs it.
+func copyRange(path string, from, to int64, dst string) error {
 	src, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open segment: %w", err)
 	}
 	defer src.Close()
-	if _, err := src.Seek(from, io.SeekStart); err != nil {
-		return fmt.Errorf("seek segment: %w", err)
-	}
-	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("create tail file: %w", err)
 	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
+	if _, err := io.Copy(out, io.NewSectionReader(src, from, to-from)); err != nil {
+		out.Close()
 		return fmt.Errorf("copy tail: %w", err)
 	}
-	if err := dst.Sync(); err != nil {
-		dst.Close()
+	if err := out.Sync(); err != nil {
+		out.Close()
 		return fmt.Errorf("sync tail: %w", err)
 	}
-	return dst.Close()
+	return out.Close()
 }
 
 func truncateSync(path string, size int64) error {

@@ -1,6 +1,8 @@
 package buffer
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -11,60 +13,91 @@ import (
 	"time"
 )
 
-// File name suffixes. A segment's name is its sequence number, zero-padded to SeqDigits, plus one of these.
+// File names. A segment's name is its stem plus a suffix. The stem of a format-v2 segment is its sequence
+// number, zero-padded to seqDigits, a dash and a random stamp of stampDigits hex digits drawn when the
+// segment is created ("0000000042-9f86d081"); a format-v1 segment's stem is the number alone. The stamp makes
+// a name unique forever: sequence numbers order segments, but after a lost last-sequence file or a data dir
+// restored from a backup they can repeat, and a name must never (batch IDs and archive names derive from it).
 const (
-	// SealedSuffix marks an immutable segment, ready for the loader.
-	SealedSuffix = ".ndjson"
-	// ActiveSuffix marks the one segment being appended to. After a crash it is repaired and sealed on open.
-	ActiveSuffix = ".ndjson.open"
-	// BadSuffix marks a segment that could not be read or repaired; it is kept for a person to look at.
-	BadSuffix = ".bad"
-	// SeqDigits is the width of the zero-padded sequence number.
-	SeqDigits = 10
+	// sealedSuffix marks an immutable segment, ready for the loader.
+	sealedSuffix = ".ndjson"
+	// activeSuffix marks the one segment being appended to. After a crash it is repaired and sealed on open.
+	activeSuffix = ".ndjson.open"
+	// badSuffix marks a file that could not be read or repaired; it is kept for a person to look at.
+	badSuffix = ".bad"
+	// tailSuffix names the copy of whatever followed the valid records of a repaired active segment.
+	tailSuffix = ".tail" + badSuffix
+	// archiveSuffix is added to a segment's name in the archive (gzip).
+	archiveSuffix = ".gz"
+	seqDigits     = 10
+	stampDigits   = 8
 	// sequenceFile remembers the last sequence number used, so numbers keep growing after the loader has
 	// moved every segment out of the directory.
 	sequenceFile = "last-sequence"
+	// lockFile is held by the one writer of the directory for its whole life.
+	lockFile = "writer.lock"
 )
 
-// Segment is one file of the log.
-type Segment struct {
-	Seq  uint64
-	Path string
-	Size int64
-	// ModTime is when the segment was last written.
-	ModTime time.Time
+// segName is a parsed file name of the buffer or archive directory.
+type segName struct {
+	seq    uint64
+	stem   string // seq, or seq-stamp
+	suffix string
+	v2     bool // a stamped (format v2) name: every line carries a checksum
 }
 
-// SegmentName formats the file name of segment seq with the given suffix.
-func SegmentName(seq uint64, suffix string) string {
-	return fmt.Sprintf("%0*d%s", SeqDigits, seq, suffix)
-}
-
-// ParseSegmentName returns the sequence number and suffix of a segment file name; ok is false for any other
-// file.
-func ParseSegmentName(name string) (seq uint64, suffix string, ok bool) {
-	if len(name) <= SeqDigits {
-		return 0, "", false
+// newStem returns the stem of a new segment with sequence number seq.
+func newStem(seq uint64) (string, error) {
+	var b [stampDigits / 2]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("draw segment stamp: %w", err)
 	}
-	n, err := strconv.ParseUint(name[:SeqDigits], 10, 64)
+	return fmt.Sprintf("%0*d-%s", seqDigits, seq, hex.EncodeToString(b[:])), nil
+}
+
+// parseName takes a file name apart; ok is false for any file that is not a segment, an archived segment or
+// a bad file derived from one.
+func parseName(name string) (segName, bool) {
+	if len(name) <= seqDigits {
+		return segName{}, false
+	}
+	n, err := strconv.ParseUint(name[:seqDigits], 10, 64)
 	if err != nil {
-		return 0, "", false
+		return segName{}, false
 	}
-	suffix = name[SeqDigits:]
+	s := segName{seq: n, stem: name[:seqDigits]}
+	rest := name[seqDigits:]
+	if len(rest) > stampDigits && rest[0] == '-' && isHex(rest[1:1+stampDigits]) {
+		s.stem, s.v2 = name[:seqDigits+1+stampDigits], true
+		rest = rest[1+stampDigits:]
+	}
+	s.suffix = rest
 	switch {
-	case suffix == SealedSuffix, suffix == ActiveSuffix, strings.HasSuffix(suffix, BadSuffix):
-		return n, suffix, true
+	case rest == sealedSuffix, rest == activeSuffix, rest == sealedSuffix+archiveSuffix, strings.HasSuffix(rest, badSuffix):
+		return s, true
 	}
-	return 0, "", false
+	return segName{}, false
 }
 
-// Sealed lists the sealed segments of dir in sequence order. They are immutable; a loader may read them while
-// the buffer is open, and remove them once their contents are committed elsewhere.
-func Sealed(dir string) ([]Segment, error) {
-	return list(dir, SealedSuffix)
+func isHex(s string) bool {
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
-func list(dir, suffix string) ([]Segment, error) {
+// segment is one file of the log.
+type segment struct {
+	segName
+	path    string
+	size    int64
+	modTime time.Time
+}
+
+// list returns the files of dir with the given suffix, in sequence order (then by name).
+func list(dir, suffix string) ([]segment, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -72,31 +105,47 @@ func list(dir, suffix string) ([]Segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list segments: %w", err)
 	}
-	var out []Segment
+	var out []segment
 	for _, e := range entries {
-		seq, suf, ok := ParseSegmentName(e.Name())
-		if !ok || suf != suffix {
+		n, ok := parseName(e.Name())
+		if !ok || n.suffix != suffix {
 			continue
 		}
 		info, err := e.Info()
 		if errors.Is(err, os.ErrNotExist) {
-			continue // removed by a loader while we listed
+			continue // retired while we listed
 		}
 		if err != nil {
 			return nil, fmt.Errorf("stat segment: %w", err)
 		}
-		out = append(out, Segment{Seq: seq, Path: filepath.Join(dir, e.Name()), Size: info.Size(), ModTime: info.ModTime()})
+		out = append(out, segment{segName: n, path: filepath.Join(dir, e.Name()), size: info.Size(), modTime: info.ModTime()})
 	}
-	slices.SortFunc(out, func(a, b Segment) int { return cmpUint(a.Seq, b.Seq) })
+	slices.SortFunc(out, func(a, b segment) int {
+		if a.seq != b.seq {
+			if a.seq < b.seq {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.stem, b.stem)
+	})
 	return out, nil
 }
 
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// maxSeq returns the highest sequence number named by any file of dir (0 when none).
+func maxSeq(dir string) (uint64, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
 	}
-	return 0
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", dir, err)
+	}
+	var m uint64
+	for _, e := range entries {
+		if n, ok := parseName(e.Name()); ok {
+			m = max(m, n.seq)
+		}
+	}
+	return m, nil
 }

@@ -27,6 +27,9 @@ const (
 	trailerLen  = len(trailerHead) + 8 + len(`"}`)
 )
 
+// MaxOverhead is the most framing adds to a record's length.
+const MaxOverhead = trailerLen
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Status is what Open found.

@@ -97,6 +97,9 @@ func Start(t testing.TB, bin, dataDir string, env []string, args ...string) *Ser
 	return s
 }
 
+// Pid is the server's process ID.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Log returns what the server has logged so far.
 func (s *Server) Log() string {
 	s.mu.Lock()
