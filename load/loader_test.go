@@ -293,26 +293,55 @@ func TestSchedule(t *testing.T) {
 	}
 }
 
-// Runs never overlap: with a run slower than the interval, ticks are skipped rather than stacked.
+// Runs never overlap: with a run slower than the interval, ticks are skipped rather than stacked. The run
+// holds until the scheduler has logged a skipped tick (a handshake, not a sleep).
 func TestSchedulerSkipsOverlappingRuns(t *testing.T) {
 	var running, maxRunning, runs atomic.Int64
-	s, err := load.NewScheduler("@every 1s", slogDiscard(), func(ctx context.Context) {
+	skipped := make(chan struct{}, 16)
+	log := slog.New(signalHandler{match: "skip", ch: skipped})
+	release := make(chan struct{})
+	s, err := load.NewScheduler("@every 1s", log, func(ctx context.Context) {
 		n := running.Add(1)
 		if n > maxRunning.Load() {
 			maxRunning.Store(n)
 		}
-		runs.Add(1)
-		time.Sleep(2500 * time.Millisecond)
+		if runs.Add(1) == 1 {
+			<-release
+		}
 		running.Add(-1)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(4200 * time.Millisecond)
+	select {
+	case <-skipped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no tick was skipped while a run was going")
+	}
+	close(release)
 	s.Stop(5 * time.Second)
-	if maxRunning.Load() != 1 || runs.Load() < 1 || runs.Load() > 2 {
+	if maxRunning.Load() != 1 || runs.Load() < 1 {
 		t.Fatalf("runs=%d, max concurrent=%d", runs.Load(), maxRunning.Load())
 	}
+}
+
+// signalHandler is a slog handler that sends on ch for every record whose message contains match.
+type signalHandler struct {
+	match string
+	ch    chan struct{}
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h signalHandler) WithGroup(string) slog.Handler            { return h }
+func (h signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.match) {
+		select {
+		case h.ch <- struct{}{}:
+		default:
+		}
+	}
+	return nil
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }

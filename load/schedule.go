@@ -49,7 +49,8 @@ func NewScheduler(spec string, log *slog.Logger, run func(ctx context.Context)) 
 	if _, err := ParseSchedule(spec); err != nil {
 		return nil, err
 	}
-	logger := cron.PrintfLogger(slog.NewLogLogger(log.Handler(), slog.LevelDebug))
+	// Verbose, so a skipped tick ("skip") shows at debug level; errors and recovered panics show at any level.
+	logger := cron.VerbosePrintfLogger(slog.NewLogLogger(log.Handler(), slog.LevelDebug))
 	c := cron.New(cron.WithParser(scheduleParser), cron.WithChain(cron.Recover(logger), cron.SkipIfStillRunning(logger)))
 	ctx, cancel := context.WithCancel(context.Background())
 	if _, err := c.AddFunc(spec, func() { run(ctx) }); err != nil {

@@ -210,6 +210,9 @@ type faultyFile struct {
 	failTruncate atomic.Bool
 	syncDelay    time.Duration
 	syncs        *atomic.Int64
+	// inSync, if set, is sent to when an fsync starts; the fsync then waits for release to be closed.
+	inSync  chan struct{}
+	release chan struct{}
 }
 
 func (f *faultyFile) WriteAt(p []byte, off int64) (int, error) {
@@ -225,6 +228,13 @@ func (f *faultyFile) Sync() error {
 		f.syncs.Add(1)
 	}
 	time.Sleep(f.syncDelay)
+	if f.inSync != nil {
+		select {
+		case f.inSync <- struct{}{}:
+		default:
+		}
+		<-f.release
+	}
 	if f.failSync.CompareAndSwap(true, false) {
 		return syscall.EIO
 	}
@@ -409,9 +419,11 @@ func TestAppendRejectsNonLines(t *testing.T) {
 // absent or intact, never the reused bytes.
 func TestAbandonedAppendIsNotWritten(t *testing.T) {
 	dir := t.TempDir()
-	b := mustOpen(t, dir, Options{openFile: faults(func(f *faultyFile) { f.syncDelay = 100 * time.Millisecond })})
-	go b.Append(context.Background(), rec(1)) // keeps the writer in a slow fsync
-	time.Sleep(20 * time.Millisecond)
+	inSync, release := make(chan struct{}, 1), make(chan struct{})
+	b := mustOpen(t, dir, Options{openFile: faults(func(f *faultyFile) { f.inSync, f.release = inSync, release })})
+	first := make(chan error, 1)
+	go func() { first <- b.Append(context.Background(), rec(1)) }()
+	<-inSync // the writer is inside rec(1)'s fsync and takes nothing else until it is released
 	line := rec(2)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
@@ -419,6 +431,10 @@ func TestAbandonedAppendIsNotWritten(t *testing.T) {
 		t.Fatalf("Append = %v, want a deadline error", err)
 	}
 	copy(line, strings.Repeat("!", len(line)))
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
 	b.Close()
 	if got, want := readAll(t, dir), []string{string(rec(1))}; !slices.Equal(got, want) {
 		t.Fatalf("records = %q, want %q", got, want)
