@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,7 @@ type Loader struct {
 	log      *slog.Logger
 	m        *metrics
 	instance string
+	pause    atomic.Pointer[Pause]
 }
 
 // New prepares the loader's directories and its instance ID (a random name kept in state/instance-id, so
@@ -87,6 +89,14 @@ func New(opts Options) (*Loader, error) {
 	}
 	l.instance = id
 	l.m = newMetrics(opts.Registerer)
+	p, err := readPause(l.dirs.state)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		l.pause.Store(p)
+		l.m.paused.Set(1)
+	}
 	return l, nil
 }
 
@@ -230,6 +240,15 @@ func (l *Loader) Run(ctx context.Context) (Report, error) {
 	if m == nil {
 		l.m.batches.WithLabelValues("idle").Inc()
 		l.prune()
+		if l.Paused() != nil {
+			// Nothing to load, but the operator may have fixed the warehouse: see whether it is ready now.
+			if _, err := warehouse(); errors.Is(err, ErrSystemic) {
+				l.setPaused("", err)
+				return rep, err
+			} else if err == nil {
+				l.clearPaused()
+			}
+		}
 		return rep, nil
 	}
 	err = l.advance(ctx, m, warehouse)
@@ -284,7 +303,9 @@ func (l *Loader) advance(ctx context.Context, m *Manifest, warehouse func() (War
 		var err error
 		switch m.Step {
 		case StepPlanned:
-			err = l.transformStep(ctx, m)
+			if err = l.transformStep(ctx, m); err != nil && ctx.Err() == nil {
+				err = l.transformFailed(m, err)
+			}
 		case StepTransformed:
 			err = l.loadStep(ctx, m, warehouse)
 		case StepLoaded:
@@ -301,6 +322,26 @@ func (l *Loader) advance(ctx context.Context, m *Manifest, warehouse func() (War
 		l.after(m)
 	}
 	return nil
+}
+
+// maxTransformFailures is how many runs in a row may fail to transform a batch before its segments are moved
+// aside, so that one unreadable input never stops every later batch.
+const maxTransformFailures = 3
+
+// transformFailed records a failed transform; after maxTransformFailures of them the batch's segments go to
+// rejected/<batch>/ (nothing is deleted) and the batch ends, so later ones load. It returns the error to stop
+// this run, or nil once the batch is set aside.
+func (l *Loader) transformFailed(m *Manifest, cause error) error {
+	m.Attempts++
+	m.Error = cause.Error()
+	l.log.Warn("transform failed", "batch", m.ID, "attempt", m.Attempts, "err", cause)
+	if m.Attempts < maxTransformFailures {
+		if err := l.dirs.save(m, l.opts.Now()); err != nil {
+			l.log.Error("record failed transform", "err", err)
+		}
+		return cause
+	}
+	return l.reject(m, cause)
 }
 
 // transformStep writes the batch's Parquet files next to its manifest and keeps its quarantine output.
@@ -347,12 +388,30 @@ func (l *Loader) segmentPaths(m *Manifest) ([]string, error) {
 	return paths, nil
 }
 
-// OccurredRange turns a transform's occurred_at range into the batch's partition bounds.
+// The TIMESTAMP range both warehouses (and the manifest's JSON) can hold.
+var (
+	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+// OccurredRange turns a transform's occurred_at range into the batch's partition bounds, clamped to the
+// range a warehouse (and the manifest) can hold: a bound outside it must not make the batch unrecordable.
 func OccurredRange(c transform.Counts) (lo, hi time.Time, hasNull bool) {
 	if c.MinOccurred != 0 {
 		lo, hi = time.UnixMicro(c.MinOccurred).UTC(), time.UnixMicro(c.MaxOccurred).UTC()
+		lo, hi = clampTime(lo), clampTime(hi)
 	}
 	return lo, hi, c.NoOccurred > 0
+}
+
+func clampTime(t time.Time) time.Time {
+	switch {
+	case t.Before(minTime):
+		return minTime
+	case t.After(maxTime):
+		return maxTime
+	}
+	return t
 }
 
 // keepQuarantine copies a batch's quarantine output to quarantine/<id>.ndjson, if it has any lines, and
@@ -374,9 +433,10 @@ func (l *Loader) keepQuarantine(id string, res transform.Result) (string, error)
 }
 
 // retry calls try up to Attempts times, waiting Backoff and then twice as long each time, and stops early on
-// success, on ErrRejected and when ctx ends. failed is told of each failure but a rejection.
+// success, on ErrRejected or ErrSystemic (trying again cannot help) and when ctx ends. failed is told of each
+// failure but those.
 func (l *Loader) retry(ctx context.Context, try func() error, failed func(attempt int, err error)) error {
-	rejected := func(err error) bool { return errors.Is(err, ErrRejected) }
+	rejected := func(err error) bool { return errors.Is(err, ErrRejected) || errors.Is(err, ErrSystemic) }
 	return Retry(ctx, l.opts.Attempts, l.opts.Backoff, func(attempt int) error {
 		err := try()
 		if err != nil && !rejected(err) {
@@ -408,9 +468,23 @@ func (l *Loader) loadStep(ctx context.Context, m *Manifest, warehouse func() (Wa
 		m.Error = err.Error()
 		l.log.Warn("load failed", "batch", m.ID, "attempt", attempt, "err", err)
 	})
+	if errors.Is(err, ErrRejected) {
+		// The warehouse refused some of the batch's values: load the rest, keep out only the refused events.
+		cause := err
+		var wh Warehouse
+		if wh, err = warehouse(); err == nil {
+			err = l.isolate(ctx, m, wh, cause)
+		}
+		res.Inserted = m.Inserted
+	}
 	switch {
-	case errors.Is(err, ErrRejected):
-		return l.reject(m, err)
+	case errors.Is(err, ErrSystemic):
+		m.Error = err.Error()
+		l.setPaused(m.ID, err)
+		if serr := l.dirs.save(m, l.opts.Now()); serr != nil {
+			l.log.Error("record paused load", "err", serr)
+		}
+		return fmt.Errorf("load batch %s: %w", m.ID, err)
 	case err != nil:
 		l.m.batches.WithLabelValues("failed").Inc()
 		if serr := l.dirs.save(m, l.opts.Now()); serr != nil {
@@ -418,6 +492,7 @@ func (l *Loader) loadStep(ctx context.Context, m *Manifest, warehouse func() (Wa
 		}
 		return fmt.Errorf("load batch %s: %w", m.ID, err)
 	}
+	l.clearPaused()
 	m.Inserted, m.Error = res.Inserted, ""
 	for t, n := range res.Inserted {
 		if n > 0 { // -1: the warehouse could not tell

@@ -227,26 +227,26 @@ func TestWarehouseOutage(t *testing.T) {
 	}
 }
 
-// A batch the warehouse rejects is moved aside and later batches go on.
-func TestRejectedBatchIsIsolated(t *testing.T) {
+// A batch the warehouse refuses is never moved aside whole: isolation loads it in parts (here the refusal
+// does not repeat, so the first part is the whole batch), and later batches go on.
+func TestRefusedBatchIsNotMovedAside(t *testing.T) {
 	e := newEnv(t)
-	e.failErr = fmt.Errorf("%w: schema mismatch", load.ErrRejected)
+	e.failErr = fmt.Errorf("%w: Invalid Input Error", load.ErrRejected)
 	e.fails.Store(1)
 	writeSegment(t, e.dataDir, 1, event("evt_1"))
 	l := e.loader(t, nil)
 	rep, err := l.Run(context.Background())
-	if err != nil || rep.Batches[0].Step != load.StepRejected {
+	if err != nil || rep.Batches[0].Step != load.StepArchived || rep.Batches[0].Refused != 0 {
 		t.Fatalf("run: %+v, %v", rep.Batches, err)
 	}
-	id := rep.Batches[0].ID
-	if got := files(t, filepath.Join(e.dataDir, "rejected", id)); len(got) != 1 {
+	if got := files(t, filepath.Join(e.dataDir, "rejected")); len(got) != 0 {
 		t.Fatalf("rejected dir: %v", got)
 	}
 	writeSegment(t, e.dataDir, 2, event("evt_2"))
 	if _, err := l.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := e.counts(t), "events=1 leads=2 experience=2 education=2"; got != want {
+	if got, want := e.counts(t), "events=2 leads=4 experience=4 education=4"; got != want {
 		t.Fatalf("%s, want %s", got, want)
 	}
 }

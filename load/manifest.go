@@ -43,6 +43,10 @@ type Manifest struct {
 	HasNullOccurred bool             `json:"has_null_occurred,omitempty"`
 	// Filled by the load step.
 	Inserted map[string]int64 `json:"inserted,omitempty"`
+	// Refused counts events the warehouse refused on their own (found by isolating them); they are kept, with
+	// the warehouse's error, in RefusedFile, and the rest of the batch loaded.
+	Refused     int    `json:"refused,omitempty"`
+	RefusedFile string `json:"refused_file,omitempty"`
 	// Attempts counts load attempts that failed; Error is the last failure.
 	Attempts int    `json:"attempts,omitempty"`
 	Error    string `json:"error,omitempty"`

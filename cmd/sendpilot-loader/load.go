@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -205,6 +206,13 @@ func runStatus(ctx context.Context, env *environment, args []string) int {
 		if m.Error != "" {
 			fmt.Fprintf(w, "last error:        %s\n", m.Error)
 		}
+	}
+	if p := st.Paused; p != nil {
+		fmt.Fprintf(w, "LOADS PAUSED:      since %s (batch %s); nothing is moved, every run tries again\n", p.Since.Format(time.RFC3339), p.Batch)
+		fmt.Fprintf(w, "pause reason:      %s\n", p.Error)
+	}
+	if st.Refused > 0 {
+		fmt.Fprintf(w, "refused events:    %d, kept with the warehouse's error in %s\n", st.Refused, strings.Join(st.RefusedFiles, ", "))
 	}
 	if st.Unfinished > 0 {
 		fmt.Fprintf(w, "unfinished:        %d batch(es); the next load resumes them\n", st.Unfinished)

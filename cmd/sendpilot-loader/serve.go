@@ -53,20 +53,20 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, getenv fun
 		return fmt.Errorf("open buffer: %w", err)
 	}
 
+	sched, loader, err := startSchedule(cfg, log, reg, buf, getenv)
+	if err != nil {
+		buf.Close()
+		return err
+	}
 	rc := extract.NewReceiver(extract.Options{
 		Path:          cfg.Webhook.Path,
 		SignatureMode: mode,
 		Verifier:      extract.NewVerifier(cfg.Webhook.Secrets, cfg.Webhook.TimestampTolerance, nil),
 		MaxBodyBytes:  int64(cfg.Webhook.MaxBodyBytes),
-		Store:         buf,
+		Store:         readyStore{buf, loader},
 		Logger:        log.With("component", "receiver"),
 		Registry:      reg,
 	})
-	sched, err := startSchedule(cfg, log, reg, buf, getenv)
-	if err != nil {
-		buf.Close()
-		return err
-	}
 
 	srv := &http.Server{
 		Handler:           rc,
@@ -125,14 +125,14 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, getenv fun
 
 // startSchedule runs loads on the configured schedule inside serve; nil when scheduling is off. Each run first
 // seals the active segment, so a run loads everything received up to its start.
-func startSchedule(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, buf *buffer.Buffer, getenv func(string) string) (*load.Scheduler, error) {
+func startSchedule(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, buf *buffer.Buffer, getenv func(string) string) (*load.Scheduler, *load.Loader, error) {
 	if cfg.Load.Schedule == "" {
 		log.Info("scheduled loads are off (load.schedule is empty); run `sendpilot-loader load` to load")
-		return nil, nil
+		return nil, nil, nil
 	}
 	l, err := newLoader(cfg, log, reg, buf, getenv)
 	if err != nil {
-		return nil, fmt.Errorf("prepare loader: %w", err)
+		return nil, nil, fmt.Errorf("prepare loader: %w", err)
 	}
 	spec, _ := load.ParseSchedule(cfg.Load.Schedule)
 	if n := load.RunsPerDay(spec, time.Now(), load.BigQueryDailyTableOperations); cfg.BigQuery.Project != "" && n > load.BigQueryDailyTableOperations {
@@ -153,8 +153,25 @@ func startSchedule(cfg configs.Config, log *slog.Logger, reg prometheus.Register
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log.Info("scheduled loads", "schedule", cfg.Load.Schedule, "warehouse", warehouseName(cfg))
-	return sched, nil
+	return sched, l, nil
+}
+
+// readyStore is the buffer as the receiver stores into it, ready only while the buffer takes records and the
+// scheduled loads (if any) are not paused: /readyz then says why loads stopped.
+type readyStore struct {
+	*buffer.Buffer
+	loader *load.Loader
+}
+
+func (s readyStore) Ready() error {
+	if err := s.Buffer.Ready(); err != nil {
+		return err
+	}
+	if s.loader != nil {
+		return s.loader.Ready()
+	}
+	return nil
 }

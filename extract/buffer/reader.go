@@ -154,12 +154,19 @@ func (r *Reader) MoveAside(name, dir string) error {
 			return fmt.Errorf("move aside segment %s: %s holds another file: %w", name, dst, err)
 		}
 	} else if err != nil {
-		return fmt.Errorf("move aside segment %s: %w", name, err)
+		// No hard link here (a file system without them, or not a regular file): rename, still never over
+		// an existing file.
+		if _, serr := os.Lstat(dst); !errors.Is(serr, os.ErrNotExist) {
+			return fmt.Errorf("move aside segment %s: %w", name, err)
+		}
+		if rerr := os.Rename(src, dst); rerr != nil {
+			return fmt.Errorf("move aside segment %s: %w", name, rerr)
+		}
 	}
 	if err := fsutil.SyncDir(dir); err != nil {
 		return err
 	}
-	if err := os.Remove(src); err != nil {
+	if err := os.Remove(src); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("move aside segment %s: %w", name, err)
 	}
 	return fsutil.SyncDir(r.dir)
