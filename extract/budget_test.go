@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,16 +17,20 @@ import (
 	"sendpilot-loader/extract/envelope"
 )
 
-// gate holds every Append until the test lets it through, saying when one is waiting.
+// gate holds the first Append until release is closed, closing entered when it starts waiting; later
+// Appends pass straight through.
 type gate struct {
 	Store
+	first   atomic.Bool
 	entered chan struct{}
 	release chan struct{}
 }
 
 func (g *gate) Append(ctx context.Context, line []byte) error {
-	g.entered <- struct{}{}
-	<-g.release
+	if g.first.CompareAndSwap(false, true) {
+		close(g.entered)
+		<-g.release
+	}
 	return g.Store.Append(ctx, line)
 }
 
@@ -44,6 +50,9 @@ func TestInflightBudget(t *testing.T) {
 		g.Store = o.Store
 		o.Store = g
 	})
+	var once sync.Once
+	releaseFirst := func() { once.Do(func() { close(g.release) }) }
+	t.Cleanup(releaseFirst) // before the server's cleanup, which waits for the held request
 	first, second := padded("evt_a", 2500), padded("evt_b", 2500)
 
 	answered := make(chan int, 1)
@@ -85,11 +94,10 @@ func TestInflightBudget(t *testing.T) {
 		t.Fatalf("chunked delivery over the budget: %d, want 503", resp.StatusCode)
 	}
 
-	g.release <- struct{}{}
+	releaseFirst()
 	if code := <-answered; code != http.StatusOK {
 		t.Fatalf("first delivery: %d, want 200", code)
 	}
-	go func() { <-g.entered; g.release <- struct{}{} }()
 	if status, out := f.post(t, second, signed(second)); status != http.StatusOK {
 		t.Fatalf("second delivery after the first: %d %v, want 200", status, out)
 	}
