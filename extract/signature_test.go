@@ -33,6 +33,10 @@ func TestParseSignatureHeader(t *testing.T) {
 		{"two t", "t=1,t=2,s=aa", "", nil, false},
 		{"empty", "", "", nil, false},
 		{"garbage", "sha256=deadbeef", "", nil, false},
+		{"non-numeric t", "t=notanumber,s=aa", "", nil, false},
+		{"zero t", "t=0,s=aa", "", nil, false},
+		{"negative t", "t=-1708770600,s=aa", "", nil, false},
+		{"t overflowing int64", "t=99999999999999999999,s=aa", "", nil, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
