@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -28,7 +29,8 @@ var byteUnits = []struct {
 	{"B", 1},
 }
 
-// ParseByteSize reads "512", "64MiB", "1.5GiB" or "10GB" (case-insensitive units, optional space).
+// ParseByteSize reads "512", "64MiB", "1.5GiB" or "10GB" (case-insensitive units, optional space). Negative
+// sizes, NaN, infinities and sizes of 2^63 bytes or more are errors.
 func ParseByteSize(s string) (ByteSize, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
@@ -38,8 +40,9 @@ func ParseByteSize(s string) (ByteSize, error) {
 		if len(t) > len(u.suffix) && strings.EqualFold(t[len(t)-len(u.suffix):], u.suffix) {
 			num := strings.TrimSpace(t[:len(t)-len(u.suffix)])
 			f, err := strconv.ParseFloat(num, 64)
-			if err != nil || f < 0 {
-				return 0, fmt.Errorf("parse byte size %q: bad number", s)
+			// NaN fails every comparison, so only !(f >= 0) refuses it; 2^63 is the first size that overflows.
+			if err != nil || !(f >= 0) || f*float64(u.size) >= math.MaxInt64 {
+				return 0, fmt.Errorf("parse byte size %q: want a non-negative number below 8EiB", s)
 			}
 			return ByteSize(f * float64(u.size)), nil
 		}

@@ -17,6 +17,9 @@ import (
 
 // Signature modes for incoming webhooks.
 const (
+	// SignatureAuto, the default, is enforce when a secret is configured and log, with a loud warning, when
+	// none is: the service runs with no configuration at all, and says it cannot check signatures.
+	SignatureAuto = "auto"
 	// SignatureEnforce rejects a delivery whose signature is missing, wrong or stale with 401; nothing is stored.
 	SignatureEnforce = "enforce"
 	// SignatureLog stores every delivery and records the signature verdict in its envelope.
@@ -88,13 +91,36 @@ type Webhook struct {
 	Path string `yaml:"path"`
 	// Secrets are the webhook signing secrets; every one is tried, so two can be valid during a rotation.
 	Secrets []string `yaml:"secrets"`
-	// SignatureMode is enforce, log or off.
+	// SignatureMode is auto, enforce, log or off. Only auto may run without a secret: enforce given explicitly
+	// with no secret is a configuration error, never a silent fall back to log.
 	SignatureMode string `yaml:"signature_mode"`
 	// TimestampTolerance rejects (enforce) or flags (log) signatures whose t= is further than this from now;
-	// zero disables the check. t= may be in seconds or milliseconds.
+	// zero disables the check. t= may be in seconds or milliseconds. The default, 2 h, covers SendPilot's
+	// documented retries (about 1 h 18 min after the first attempt), in case a retry keeps its first t=.
 	TimestampTolerance time.Duration `yaml:"timestamp_tolerance"`
 	// MaxBodyBytes is the largest body accepted; a larger one is answered 413 and not stored.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// MaxInflightBytes bounds the memory the bodies of all deliveries being received or stored hold
+	// together; a delivery that would pass it is answered 503 with Retry-After and not stored.
+	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes"`
+}
+
+// inflightHeadroom is what max_inflight_bytes needs beyond max_body_bytes: the envelope around the largest body.
+const inflightHeadroom = MiB
+
+// minMemoryLimit is the smallest non-zero memory limit accepted; anything smaller is a unit mistake
+// ("128" for 128 bytes), in which neither the Go runtime nor DuckDB can work.
+const minMemoryLimit = 16 * MiB
+
+// EffectiveSignatureMode resolves auto: enforce with a secret, log without one.
+func (w Webhook) EffectiveSignatureMode() string {
+	if w.SignatureMode != SignatureAuto {
+		return w.SignatureMode
+	}
+	if len(w.Secrets) == 0 {
+		return SignatureLog
+	}
+	return SignatureEnforce
 }
 
 // Server configures the HTTP server.
@@ -136,9 +162,13 @@ func Defaults() Config {
 		// A transform holds about 130 MiB of live data; this keeps its peak RSS under 300 MB on any input size.
 		MemoryLimit: 224 * MiB,
 		Webhook: Webhook{
-			Path:          "/webhooks/sendpilot",
-			SignatureMode: SignatureEnforce,
-			MaxBodyBytes:  64 * MiB,
+			Path:               "/webhooks/sendpilot",
+			SignatureMode:      SignatureAuto,
+			TimestampTolerance: 2 * time.Hour,
+			MaxBodyBytes:       64 * MiB,
+			// Room for one largest body, or three 24 MiB ones at a time. With the buffer writer's copy of a body
+			// and memory_limit, 16 concurrent 24 MiB deliveries peak at ~220 MB RSS (128 MiB: ~300 MB).
+			MaxInflightBytes: 96 * MiB,
 		},
 		Server: Server{
 			ReadHeaderTimeout: 5 * time.Second,
@@ -202,9 +232,14 @@ func (c Config) Validate() error {
 		bad("webhook.path %q must start with /", c.Webhook.Path)
 	}
 	switch c.Webhook.SignatureMode {
-	case SignatureEnforce, SignatureLog, SignatureOff:
+	case SignatureEnforce:
+		if len(c.Webhook.Secrets) == 0 {
+			bad("webhook.signature_mode is enforce but no webhook secret is configured: set SENDPILOT_WEBHOOK_SECRETS " +
+				"(or --webhook-secret, or webhook.secrets), or choose signature_mode log or auto to store unverified deliveries")
+		}
+	case SignatureAuto, SignatureLog, SignatureOff:
 	default:
-		bad("webhook.signature_mode %q: want enforce, log or off", c.Webhook.SignatureMode)
+		bad("webhook.signature_mode %q: want auto, enforce, log or off", c.Webhook.SignatureMode)
 	}
 	for i, s := range c.Webhook.Secrets {
 		if strings.TrimSpace(s) == "" {
@@ -216,6 +251,15 @@ func (c Config) Validate() error {
 	}
 	if c.Webhook.MaxBodyBytes <= 0 {
 		bad("webhook.max_body_bytes must be positive")
+	}
+	if c.Webhook.MaxInflightBytes < c.Webhook.MaxBodyBytes+inflightHeadroom {
+		bad("webhook.max_inflight_bytes (%s) must be at least webhook.max_body_bytes (%s) plus %s, or the largest bodies are never accepted",
+			c.Webhook.MaxInflightBytes, c.Webhook.MaxBodyBytes, inflightHeadroom)
+	}
+	for name, limit := range map[string]ByteSize{"memory_limit": c.MemoryLimit, "load.duckdb_memory_limit": c.Load.DuckDBMemoryLimit} {
+		if limit < 0 || limit > 0 && limit < minMemoryLimit {
+			bad("%s (%s) must be 0 (no limit) or at least %s", name, limit, minMemoryLimit)
+		}
 	}
 	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
 		bad("server.tls_cert and server.tls_key go together")

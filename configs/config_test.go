@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -109,6 +110,11 @@ func TestRejectsBadSettings(t *testing.T) {
 	dir := t.TempDir()
 	typo := filepath.Join(dir, "typo.yaml")
 	os.WriteFile(typo, []byte("webhook:\n  secret: [oops]\n"), 0o644)
+	enforceFile := filepath.Join(dir, "enforce.yaml")
+	os.WriteFile(enforceFile, []byte("webhook:\n  signature_mode: enforce\n"), 0o644)
+	nanFile := filepath.Join(dir, "nan.yaml")
+	os.WriteFile(nanFile, []byte("buffer:\n  max_bytes: NaN GiB\n"), 0o644)
+	const noSecret = "signature_mode is enforce but no webhook secret is configured"
 	tests := []struct {
 		name string
 		args []string
@@ -122,6 +128,18 @@ func TestRejectsBadSettings(t *testing.T) {
 		{"bad size flag", []string{"--max-body-bytes", "lots"}, nil, "byte size"},
 		{"tls half", []string{"--tls-cert", "c.pem"}, nil, "tls_key"},
 		{"bad listen", []string{"--listen", "nowhere"}, nil, "listen"},
+		{"enforce without secret, flag", []string{"--signature-mode", "enforce"}, nil, noSecret},
+		{"enforce without secret, env", nil, map[string]string{"SENDPILOT_WEBHOOK_SIGNATURE_MODE": "enforce"}, noSecret},
+		{"enforce without secret, file", []string{"--config", enforceFile}, nil, noSecret},
+		{"NaN size", []string{"--max-body-bytes", "NaNMiB"}, nil, "byte size"},
+		{"NaN size in file", []string{"--config", nanFile}, nil, "byte size"},
+		{"infinite size", []string{"--buffer-max-bytes", "InfGiB"}, nil, "byte size"},
+		{"negative size", []string{"--max-body-bytes", "-1MiB"}, nil, "byte size"},
+		{"overflowing size", []string{"--segment-max-bytes", "9000000TiB"}, nil, "byte size"},
+		{"overflowing byte count", []string{"--segment-max-bytes", "9223372036854775808"}, nil, "byte size"},
+		{"budget below the body limit", []string{"--max-body-bytes", "64MiB", "--max-inflight-bytes", "64MiB"}, nil, "max_inflight_bytes"},
+		{"tiny memory limit", nil, map[string]string{"SENDPILOT_MEMORY_LIMIT": "128"}, "memory_limit"},
+		{"tiny duckdb memory limit", nil, map[string]string{"SENDPILOT_LOAD_DUCKDB_MEMORY_LIMIT": "1MiB"}, "load.duckdb_memory_limit"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,6 +151,36 @@ func TestRejectsBadSettings(t *testing.T) {
 	}
 }
 
+// auto, the default, enforces signatures when there is a secret and only logs them when there is none; an
+// explicit mode is kept as given.
+func TestSignatureModeResolution(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, nil, SignatureLog},
+		{[]string{"--webhook-secret", "s"}, nil, SignatureEnforce},
+		{nil, map[string]string{"SENDPILOT_WEBHOOK_SECRETS": "s"}, SignatureEnforce},
+		{[]string{"--signature-mode", "enforce", "--webhook-secret", "s"}, nil, SignatureEnforce},
+		{[]string{"--signature-mode", "log"}, nil, SignatureLog},
+		{[]string{"--signature-mode", "log", "--webhook-secret", "s"}, nil, SignatureLog},
+		{[]string{"--signature-mode", "off"}, nil, SignatureOff},
+	}
+	for _, tc := range tests {
+		cfg, _, err := parse(t, tc.args, envOf(tc.env))
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.args, tc.env, err)
+		}
+		if got := cfg.Webhook.EffectiveSignatureMode(); got != tc.want {
+			t.Errorf("%v %v: mode %s, want %s", tc.args, tc.env, got, tc.want)
+		}
+	}
+	if d := Defaults().Webhook.TimestampTolerance; d < 78*time.Minute {
+		t.Errorf("default timestamp tolerance %v does not cover SendPilot's retries (1 h 18 min)", d)
+	}
+}
+
 func TestByteSize(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -141,6 +189,9 @@ func TestByteSize(t *testing.T) {
 	}{
 		{"512", 512, true}, {"64MiB", 64 * MiB, true}, {"64 mib", 64 * MiB, true}, {"1.5GiB", 3 * GiB / 2, true},
 		{"10GB", 10e9, true}, {"2KiB", 2 * KiB, true}, {"", 0, false}, {"-1", 0, false}, {"MiB", 0, false}, {"3 parsecs", 0, false},
+		{"NaN", 0, false}, {"NaNMiB", 0, false}, {"nan KiB", 0, false}, {"InfGiB", 0, false}, {"-0.5KiB", 0, false},
+		{"8EB", 0, false}, {"8388608TiB", 0, false}, {"8388607TiB", 8388607 * TiB, true}, {"1e400B", 0, false},
+		{"9223372036854775807", 9223372036854775807, true}, {"9223372036854775808", 0, false},
 	}
 	for _, tc := range tests {
 		got, err := ParseByteSize(tc.in)

@@ -9,12 +9,18 @@
 //	405  a method other than POST on the webhook path
 //	413  the body is larger than the limit; nothing stored
 //	400  the body could not be read (client went away or was too slow); nothing stored
-//	503  the buffer is full, the disk is full or failing, or the server is shutting down; nothing stored
+//	503  the in-flight bytes are over their budget, the buffer is full, the disk is full or failing, or the
+//	     server is shutting down; nothing stored
+//
+// Memory: a body is held once, in the buffer that becomes its envelope line, and every byte of those buffers
+// is reserved in a budget (Options.MaxInflightBytes) before it is allocated, so the bodies in flight never
+// take more than the budget. The signature is computed as the body arrives; in enforce mode a delivery whose
+// header already rules it out is answered before its body is read.
 package extract
 
 import (
-	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +40,8 @@ import (
 	"sendpilot-loader/extract/envelope"
 )
 
-// Store is where accepted deliveries go; *buffer.Buffer is the real one.
+// Store is where accepted deliveries go; *buffer.Buffer is the real one. The receiver reuses a line's memory
+// once Append returns.
 type Store interface {
 	Append(ctx context.Context, line []byte) error
 	Ready() error
@@ -46,8 +53,12 @@ type Options struct {
 	SignatureMode string // configs.SignatureEnforce, SignatureLog or SignatureOff
 	Verifier      *Verifier
 	MaxBodyBytes  int64
-	Store         Store
-	Logger        *slog.Logger
+	// MaxInflightBytes bounds the memory that bodies being received or stored hold, all requests together; a
+	// delivery that would pass it is answered 503 and not stored. It must be at least MaxBodyBytes plus a few
+	// KiB of envelope, or the largest bodies are never accepted. Zero means no bound.
+	MaxInflightBytes int64
+	Store            Store
+	Logger           *slog.Logger
 	// Registry receives the receiver's metrics and is served on /metrics; nil makes a new one.
 	Registry *prometheus.Registry
 	Now      func() time.Time
@@ -61,7 +72,8 @@ type Receiver struct {
 	bytesIn  prometheus.Counter
 	latency  prometheus.Histogram
 	mux      *http.ServeMux
-	bufs     sync.Pool
+	lines    sync.Pool // of *[]byte, at most pooledLineBytes each
+	budget   budget
 }
 
 // Outcome labels of sendpilot_webhook_requests_total; each names one documented answer.
@@ -71,6 +83,7 @@ const (
 	OutcomeBadSignature = "bad_signature" // 401
 	OutcomeTooLarge     = "too_large"     // 413
 	OutcomeReadError    = "read_error"    // 400
+	OutcomeBusy         = "busy"          // 503: the in-flight bytes would pass their budget
 	OutcomeBufferFull   = "buffer_full"   // 503
 	OutcomeUnavailable  = "unavailable"   // 503: shutting down or the buffer failed
 )
@@ -94,7 +107,7 @@ func NewReceiver(opts Options) *Receiver {
 		log:  opts.Logger,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sendpilot_webhook_requests_total",
-			Help: "Webhook deliveries by outcome (stored, quarantined, bad_signature, too_large, read_error, buffer_full, unavailable).",
+			Help: "Webhook deliveries by outcome (stored, quarantined, bad_signature, too_large, read_error, busy, buffer_full, unavailable).",
 		}, []string{"outcome"}),
 		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sendpilot_webhook_received_bytes_total",
@@ -105,11 +118,16 @@ func NewReceiver(opts Options) *Receiver {
 			Help:    "Time from the start of a webhook request to its answer, fsync included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
+		budget: budget{limit: opts.MaxInflightBytes},
 	}
-	rc.bufs.New = func() any { return new(bytes.Buffer) }
-	opts.Registry.MustRegister(rc.requests, rc.bytesIn, rc.latency)
+	rc.lines.New = func() any { return new([]byte) }
+	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sendpilot_webhook_inflight_bytes",
+		Help: "Bytes reserved for the bodies of webhook deliveries being received or stored (bounded by webhook.max_inflight_bytes).",
+	}, func() float64 { return float64(rc.budget.used.Load()) })
+	opts.Registry.MustRegister(rc.requests, rc.bytesIn, rc.latency, inflight)
 	for _, o := range []string{OutcomeStored, OutcomeQuarantined, OutcomeBadSignature, OutcomeTooLarge,
-		OutcomeReadError, OutcomeBufferFull, OutcomeUnavailable} {
+		OutcomeReadError, OutcomeBusy, OutcomeBufferFull, OutcomeUnavailable} {
 		rc.requests.WithLabelValues(o)
 	}
 
@@ -133,7 +151,8 @@ func (rc *Receiver) readyz(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, "ok\n")
 }
 
-// webhook handles one delivery: read, verify, wrap, append (fsync), answer.
+// webhook handles one delivery: check the signature header, reserve memory, read the body while its HMAC is
+// computed, wrap it, append it (fsync), answer.
 func (rc *Receiver) webhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	outcome, status, msg, eventID := rc.accept(r)
@@ -152,34 +171,69 @@ func (rc *Receiver) webhook(w http.ResponseWriter, r *http.Request) {
 	w.Write(append(body, "}\n"...))
 }
 
+// headBound is at least the length of the envelope head of env, whatever its verdict and before the keys the
+// body decides: envelope.AppendString writes at most 6 bytes for each byte of a string, and the fixed keys,
+// a verdict and the receive time take less than 192.
+func headBound(env *envelope.Envelope) int {
+	n := 192 + 6*len(env.RemoteAddr)
+	for k, v := range env.Headers {
+		n += 6*(len(k)+len(v)) + 6
+	}
+	return n
+}
+
+// headSlack is room left in front of a body for the envelope keys that only the body decides (event_id,
+// event_type, quarantine): enough for SendPilot's IDs and every quarantine reason of a JSON body.
+const headSlack = 512
+
+// accept decides the answer to one delivery.
 func (rc *Receiver) accept(r *http.Request) (outcome string, status int, msg, eventID string) {
 	max := rc.opts.MaxBodyBytes
 	if r.ContentLength > max {
 		return OutcomeTooLarge, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", max), ""
 	}
-	buf := rc.bufs.Get().(*bytes.Buffer)
-	defer rc.release(buf)
-	buf.Reset()
-	if _, err := buf.ReadFrom(http.MaxBytesReader(nil, r.Body, max)); err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			return OutcomeTooLarge, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", max), ""
+	var check *Check
+	if rc.opts.SignatureMode != configs.SignatureOff {
+		check = rc.opts.Verifier.Begin(r.Header.Get(SignatureHeader))
+		if verdict, bad := check.Rejected(); bad && rc.opts.SignatureMode == configs.SignatureEnforce {
+			check.Verdict() // releases its MACs
+			rc.log.Warn("rejected webhook signature", "verdict", verdict, "remote", r.RemoteAddr)
+			return OutcomeBadSignature, http.StatusUnauthorized, "signature " + verdict, ""
 		}
-		rc.log.Warn("read webhook body", "remote", r.RemoteAddr, "err", err)
-		return OutcomeReadError, http.StatusBadRequest, "could not read body", ""
 	}
-	body := buf.Bytes()
-	rc.bytesIn.Add(float64(len(body)))
-
 	env := envelope.Envelope{
 		V:          envelope.Version,
 		ReceivedAt: rc.opts.Now().UTC(),
-		Signature:  envelope.SigUnchecked,
 		RemoteAddr: r.RemoteAddr,
 		Headers:    keptHeaders(r.Header),
 	}
-	if rc.opts.SignatureMode != configs.SignatureOff {
-		env.Signature = rc.opts.Verifier.Verify(r.Header.Get(SignatureHeader), body)
+	scratch := rc.getLine(0)
+	defer rc.putLine(scratch)
+	gap := headBound(&env) + headSlack
+
+	res := rc.budget.reserve()
+	defer res.release()
+	line, err := rc.readBody(r, gap, check, &res)
+	if line != nil {
+		defer rc.putLine(line)
 	}
+	env.Signature = envelope.SigUnchecked
+	if check != nil {
+		env.Signature = check.Verdict()
+	}
+	switch {
+	case errors.Is(err, errOverBudget):
+		rc.log.Warn("in-flight body bytes would pass their budget; answering 503", "limit", rc.budget.limit, "content_length", r.ContentLength)
+		return OutcomeBusy, http.StatusServiceUnavailable, "too many bytes in flight, retry later", ""
+	case errors.As(err, new(*http.MaxBytesError)):
+		return OutcomeTooLarge, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", max), ""
+	case err != nil:
+		rc.log.Warn("read webhook body", "remote", r.RemoteAddr, "err", err)
+		return OutcomeReadError, http.StatusBadRequest, "could not read body", ""
+	}
+	bodyLen := len(*line) - gap
+	rc.bytesIn.Add(float64(bodyLen))
+
 	if env.Signature != envelope.SigValid && env.Signature != envelope.SigUnchecked {
 		if rc.opts.SignatureMode == configs.SignatureEnforce {
 			rc.log.Warn("rejected webhook signature", "verdict", env.Signature, "remote", r.RemoteAddr)
@@ -188,17 +242,12 @@ func (rc *Receiver) accept(r *http.Request) (outcome string, status int, msg, ev
 		rc.log.Debug("accepting webhook with bad signature (signature_mode=log)", "verdict", env.Signature, "remote", r.RemoteAddr)
 	}
 
-	compact := rc.bufs.Get().(*bytes.Buffer)
-	defer rc.release(compact)
-	compact.Reset()
-	classify(&env, body, compact)
-
-	line := rc.bufs.Get().(*bytes.Buffer)
-	defer rc.release(line)
-	line.Reset()
-	line.Write(envelope.AppendLine(line.AvailableBuffer(), &env))
-
-	if err := rc.opts.Store.Append(r.Context(), line.Bytes()); err != nil {
+	record, ok := rc.wrap(&env, *line, gap, scratch, &res)
+	if !ok {
+		rc.log.Warn("in-flight body bytes would pass their budget; answering 503", "limit", rc.budget.limit, "bytes", bodyLen)
+		return OutcomeBusy, http.StatusServiceUnavailable, "too many bytes in flight, retry later", ""
+	}
+	if err := rc.opts.Store.Append(r.Context(), record); err != nil {
 		if errors.Is(err, buffer.ErrFull) {
 			rc.log.Warn("buffer full; answering 503", "err", err)
 			return OutcomeBufferFull, http.StatusServiceUnavailable, "buffer full, retry later", env.EventID
@@ -207,42 +256,187 @@ func (rc *Receiver) accept(r *http.Request) (outcome string, status int, msg, ev
 		return OutcomeUnavailable, http.StatusServiceUnavailable, "not stored, retry later", env.EventID
 	}
 	if env.Quarantine != "" {
-		rc.log.Warn("stored webhook in quarantine", "reason", env.Quarantine, "bytes", len(body))
+		rc.log.Warn("stored webhook in quarantine", "reason", env.Quarantine, "bytes", bodyLen)
 		return OutcomeQuarantined, http.StatusOK, "stored for inspection: " + env.Quarantine, env.EventID
 	}
 	return OutcomeStored, http.StatusOK, "stored", env.EventID
 }
 
-// release returns a pooled buffer unless one huge body grew it; those are left to the garbage collector.
-func (rc *Receiver) release(b *bytes.Buffer) {
-	if b.Cap() <= 1<<20 {
-		rc.bufs.Put(b)
+// errOverBudget means a body would take the in-flight bytes past their budget.
+var errOverBudget = errors.New("in-flight body bytes over their budget")
+
+// readChunk is the first size of the buffer for a body of unknown length; it doubles as the body grows.
+const readChunk = 32 << 10
+
+// readBody reads the body into a line buffer after gap bytes of room, feeding check (when not nil) as the
+// bytes arrive, and returns the buffer with the body at [gap:]. Every byte of the buffer's capacity is
+// reserved in res before it is allocated: all at once when Content-Length is known, as it grows otherwise.
+// The buffer keeps one spare byte of capacity for the envelope's closing brace.
+func (rc *Receiver) readBody(r *http.Request, gap int, check *Check, res *reservation) (*[]byte, error) {
+	max := rc.opts.MaxBodyBytes
+	size := gap + readChunk
+	if r.ContentLength >= 0 {
+		size = gap + int(r.ContentLength) + 1
+	}
+	if !res.grow(int64(size)) {
+		return nil, errOverBudget
+	}
+	line := rc.getLine(size)
+	res.force(int64(cap(*line) - size)) // a pooled buffer may be larger, by less than pooledLineBytes
+	*line = (*line)[:gap]
+	src := http.MaxBytesReader(nil, r.Body, max)
+	for {
+		buf := *line
+		if len(buf) == cap(buf) {
+			grown := min(2*cap(buf), gap+int(max)+1)
+			if grown <= cap(buf) || !res.grow(int64(grown)) {
+				// grown <= cap cannot happen: MaxBytesReader errs before the body passes max.
+				return line, errOverBudget
+			}
+			bigger := rc.getLine(grown)
+			*bigger = append((*bigger)[:0], buf...)
+			old := int64(cap(buf))
+			rc.putLine(line)
+			res.shrink(old)
+			res.force(int64(cap(*bigger) - grown))
+			line, buf = bigger, *bigger
+		}
+		n, err := src.Read(buf[len(buf):cap(buf)])
+		if check != nil {
+			check.Write(buf[len(buf) : len(buf)+n])
+		}
+		*line = buf[:len(buf)+n]
+		if err == io.EOF {
+			return line, nil
+		}
+		if err != nil {
+			return line, err
+		}
 	}
 }
 
-// classify fills the payload fields of env from body: compact JSON with eventId/eventType when it is a
-// SendPilot-shaped object, otherwise the original bytes with a quarantine reason. scratch holds the compact
-// form and must outlive env's use.
-func classify(env *envelope.Envelope, body []byte, scratch *bytes.Buffer) {
-	if err := json.Compact(scratch, body); err != nil {
-		env.Quarantine = "body is not valid JSON: " + err.Error()
-		if utf8.Valid(body) {
+// wrap turns the line buffer holding the body at [gap:] into the envelope line and returns it. A JSON body is
+// validated and compacted where it lies and the head is written just in front of it, so the line is the
+// body's only copy. A body that is not JSON is quoted or base64-encoded into scratch, whose bytes are
+// reserved in res first; ok is false when the budget has no room for them.
+func (rc *Receiver) wrap(env *envelope.Envelope, line []byte, gap int, scratch *[]byte, res *reservation) (record []byte, ok bool) {
+	body := line[gap:]
+	if !json.Valid(body) {
+		syntax := json.Unmarshal(body, new(struct{})) // the scanner's error, found before any value is built
+		env.Quarantine = "body is not valid JSON: " + syntax.Error()
+		text := utf8.Valid(body)
+		need := gap + len(env.Quarantine)
+		if text {
+			need += 2*len(body) + quotedGrowth(body) // the string and its quoted form
+		} else {
+			need += 2*base64.StdEncoding.EncodedLen(len(body)) + len(`,"payload_base64":""`) // encoded, then appended
+		}
+		if !res.grow(int64(need)) {
+			return nil, false
+		}
+		if text {
 			env.PayloadText = string(body)
 		} else {
-			env.PayloadBase64 = append([]byte(nil), body...)
+			env.PayloadBase64 = body
 		}
-		return
+		*scratch = envelope.AppendLine((*scratch)[:0], env)
+		return *scratch, true
 	}
-	env.Payload = scratch.Bytes()
-	id, typ, isObject := topLevel(env.Payload)
-	if !isObject {
+	payload := compactValid(body)
+	env.Payload = payload
+	if id, typ, isObject := topLevel(payload); !isObject {
 		env.Quarantine = "body is JSON but not an object"
-		return
+	} else {
+		env.EventID = scalarString(id)
+		env.EventType = scalarString(typ)
+		if env.EventID == "" {
+			env.Quarantine = "no eventId"
+		}
 	}
-	env.EventID = scalarString(id)
-	env.EventType = scalarString(typ)
-	if env.EventID == "" {
-		env.Quarantine = "no eventId"
+	*scratch = envelope.AppendHead((*scratch)[:0], env)
+	head := *scratch
+	if len(head) > gap {
+		// An eventId or eventType longer than the slack: build the line anew, once.
+		need := len(head) + len(payload) + 1
+		if !res.grow(int64(need)) {
+			return nil, false
+		}
+		out := make([]byte, 0, need)
+		return append(append(append(out, head...), payload...), '}'), true
+	}
+	start := gap - len(head)
+	copy(line[start:], head)
+	// Within capacity: compaction only shortens the body, and readBody keeps one spare byte.
+	return append(line[start:gap+len(payload)], '}'), true
+}
+
+// compactValid removes the insignificant white space of a valid JSON document in place and returns the
+// shortened document: the bytes json.Compact would write.
+func compactValid(doc []byte) []byte {
+	w := 0
+	inString := false
+	for i := 0; i < len(doc); i++ {
+		c := doc[i]
+		if inString {
+			doc[w] = c
+			w++
+			switch c {
+			case '\\':
+				i++
+				doc[w] = doc[i]
+				w++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '"':
+			inString = true
+		}
+		doc[w] = c
+		w++
+	}
+	return doc[:w]
+}
+
+// quotedGrowth is how many bytes envelope.AppendString adds to valid UTF-8 text beyond its length.
+func quotedGrowth(text []byte) int {
+	n := 2
+	for _, c := range text {
+		switch {
+		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+			n++
+		case c < 0x20:
+			n += 5
+		}
+	}
+	return n
+}
+
+// pooledLineBytes is the largest line buffer kept for reuse; bigger ones are left to the garbage collector.
+const pooledLineBytes = 1 << 20
+
+// getLine returns an empty line buffer with at least size bytes of capacity, from the pool when it is small.
+func (rc *Receiver) getLine(size int) *[]byte {
+	if size <= pooledLineBytes {
+		b := rc.lines.Get().(*[]byte)
+		if cap(*b) < size {
+			*b = make([]byte, 0, size)
+		}
+		*b = (*b)[:0]
+		return b
+	}
+	b := make([]byte, 0, size)
+	return &b
+}
+
+// putLine returns a line buffer to the pool unless it is too big to keep.
+func (rc *Receiver) putLine(b *[]byte) {
+	if cap(*b) <= pooledLineBytes {
+		rc.lines.Put(b)
 	}
 }
 

@@ -9,9 +9,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,33 +23,61 @@ import (
 const secret = "whsec_test"
 
 type fixture struct {
-	srv *httptest.Server
-	buf *buffer.Buffer
-	dir string
+	srv   *httptest.Server
+	store *recorder
+	rc    *Receiver
 }
 
-func newFixture(t *testing.T, mode string, store func(*buffer.Buffer) Store) *fixture {
+// recorder is the real buffer, remembering a copy of every line it acknowledged.
+type recorder struct {
+	Store
+	mu    sync.Mutex
+	lines [][]byte
+}
+
+func (r *recorder) Append(ctx context.Context, line []byte) error {
+	err := r.Store.Append(ctx, line)
+	if err == nil {
+		r.mu.Lock()
+		r.lines = append(r.lines, bytes.Clone(line))
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// newFixture serves a receiver over a real buffer in a temporary directory; tweak, when not nil, changes its
+// options (the store in them is the buffer wrapped by the recorder).
+func newFixture(t *testing.T, mode string, tweak func(*Options)) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	buf, err := buffer.Open(dir, buffer.Options{})
+	buf, err := buffer.Open(t.TempDir(), buffer.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { buf.Close() })
-	var s Store = buf
-	if store != nil {
-		s = store(buf)
+	rec := &recorder{Store: buf}
+	opts := Options{
+		Path: "/webhooks/sendpilot", SignatureMode: mode, Verifier: NewVerifier([]string{secret}, 2*time.Hour, nil),
+		MaxBodyBytes: 1 << 10, Store: rec,
 	}
-	rc := NewReceiver(Options{
-		Path: "/webhooks/sendpilot", SignatureMode: mode, Verifier: NewVerifier([]string{secret}, 0, nil),
-		MaxBodyBytes: 1 << 10, Store: s,
-	})
+	if tweak != nil {
+		tweak(&opts)
+	}
+	rc := NewReceiver(opts)
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, buf: buf, dir: dir}
+	t.Cleanup(srv.Client().CloseIdleConnections)
+	return &fixture{srv: srv, store: rec, rc: rc}
 }
 
 func (f *fixture) post(t *testing.T, body []byte, header string) (int, map[string]any) {
+	t.Helper()
+	status, out, _ := f.postFull(t, body, header)
+	return status, out
+}
+
+// postFull posts body with the given signature header (none when empty) and returns the answer's status,
+// its JSON body and its headers.
+func (f *fixture) postFull(t *testing.T, body []byte, header string) (int, map[string]any, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/webhooks/sendpilot", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -57,36 +85,34 @@ func (f *fixture) post(t *testing.T, body []byte, header string) (int, map[strin
 	if header != "" {
 		req.Header.Set("Webhook-Signature", header)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := f.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var out map[string]any
 	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return resp.StatusCode, out, resp.Header
 }
 
-// stored returns the envelopes in the buffer after sealing it.
+// stored returns the envelopes the buffer acknowledged.
 func (f *fixture) stored(t *testing.T) []envelope.Envelope {
 	t.Helper()
-	if err := f.buf.Seal(); err != nil {
-		t.Fatal(err)
-	}
-	segs, _ := f.buf.Pending()
+	f.store.mu.Lock()
+	defer f.store.mu.Unlock()
 	var out []envelope.Envelope
-	for _, path := range segs {
-		raw, _ := os.ReadFile(path)
-		for line := range strings.Lines(string(raw)) {
-			e, err := envelope.Decode([]byte(line))
-			if err != nil {
-				t.Fatalf("stored line %q: %v", line, err)
-			}
-			out = append(out, e)
+	for _, line := range f.store.lines {
+		e, err := envelope.Decode(line)
+		if err != nil {
+			t.Fatalf("stored line %q: %v", line, err)
 		}
+		out = append(out, e)
 	}
 	return out
 }
+
+// inflight returns the receiver's sendpilot_webhook_inflight_bytes gauge.
+func (f *fixture) inflight() int64 { return f.rc.budget.used.Load() }
 
 func signed(body []byte) string {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
@@ -165,7 +191,7 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/healthz", 200}, {"GET", "/readyz", 200}, {"GET", "/metrics", 200},
 	} {
 		req, _ := http.NewRequest(tc.method, f.srv.URL+tc.path, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := f.srv.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +201,7 @@ func TestRoutes(t *testing.T) {
 		}
 	}
 	f.post(t, []byte(event), signed([]byte(event)))
-	resp, _ := http.Get(f.srv.URL + "/metrics")
+	resp, _ := f.srv.Client().Get(f.srv.URL + "/metrics")
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{`sendpilot_webhook_requests_total{outcome="stored"} 1`, "sendpilot_webhook_received_bytes_total"} {
@@ -195,7 +221,7 @@ func TestOversizedChunkedBody(t *testing.T) {
 		}
 		pw.Close()
 	}()
-	resp, err := http.Post(f.srv.URL+"/webhooks/sendpilot", "application/json", pr)
+	resp, err := f.srv.Client().Post(f.srv.URL+"/webhooks/sendpilot", "application/json", pr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,8 +249,8 @@ func TestStoreFailuresAnswer503(t *testing.T) {
 		{buffer.ErrClosed, OutcomeUnavailable},
 		{errors.New("write segment: input/output error"), OutcomeUnavailable},
 	} {
-		f := newFixture(t, configs.SignatureEnforce, func(*buffer.Buffer) Store { return failingStore{tc.err} })
-		resp, err := http.Post(f.srv.URL+"/webhooks/sendpilot", "application/json", strings.NewReader(event))
+		f := newFixture(t, configs.SignatureEnforce, func(o *Options) { o.Store = failingStore{tc.err} })
+		resp, err := f.srv.Client().Post(f.srv.URL+"/webhooks/sendpilot", "application/json", strings.NewReader(event))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +263,7 @@ func TestStoreFailuresAnswer503(t *testing.T) {
 		if status != 503 || out["status"] != tc.outcome {
 			t.Errorf("store error %v: answer %d %v, want 503 %s", tc.err, status, out, tc.outcome)
 		}
-		r, _ := http.Get(f.srv.URL + "/readyz")
+		r, _ := f.srv.Client().Get(f.srv.URL + "/readyz")
 		r.Body.Close()
 		if r.StatusCode != 503 {
 			t.Errorf("readyz with store error %v = %d", tc.err, r.StatusCode)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,10 @@ func TestParseSignatureHeader(t *testing.T) {
 		{"two t", "t=1,t=2,s=aa", "", nil, false},
 		{"empty", "", "", nil, false},
 		{"garbage", "sha256=deadbeef", "", nil, false},
+		{"non-numeric t", "t=notanumber,s=aa", "", nil, false},
+		{"zero t", "t=0,s=aa", "", nil, false},
+		{"negative t", "t=-1708770600,s=aa", "", nil, false},
+		{"t overflowing int64", "t=99999999999999999999,s=aa", "", nil, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,13 +76,22 @@ func TestVerify(t *testing.T) {
 		{"truncated signature", []string{"new-secret"}, 0, "t=" + ts + ",s=" + good[:20], body, envelope.SigInvalid},
 		{"missing header", []string{"new-secret"}, 0, "", body, envelope.SigMissing},
 		{"malformed header", []string{"new-secret"}, 0, "nonsense", body, envelope.SigInvalid},
-		{"no secrets", nil, 0, "t=" + ts + ",s=" + good, body, envelope.SigInvalid},
+		{"no secrets", nil, 0, "t=" + ts + ",s=" + good, body, envelope.SigNoSecret},
+		{"no secrets, no header", nil, 0, "", body, envelope.SigNoSecret},
 		{"within tolerance (seconds)", []string{"new-secret"}, time.Minute, "t=" + ts + ",s=" + good, body, envelope.SigValid},
 		{"within tolerance (milliseconds)", []string{"new-secret"}, time.Minute, "t=" + tsMillis + ",s=" + Sign("new-secret", tsMillis, body), body, envelope.SigValid},
 		{"stale", []string{"new-secret"}, time.Minute, "t=1708770000,s=" + Sign("new-secret", "1708770000", body), body, envelope.SigStale},
 		{"from the future", []string{"new-secret"}, time.Minute, "t=1708771600,s=" + Sign("new-secret", "1708771600", body), body, envelope.SigStale},
-		{"unparsable t with tolerance", []string{"new-secret"}, time.Minute, "t=soon,s=" + Sign("new-secret", "soon", body), body, envelope.SigStale},
-		{"unparsable t without tolerance", []string{"new-secret"}, 0, "t=soon,s=" + Sign("new-secret", "soon", body), body, envelope.SigValid},
+		{"unparsable t with tolerance", []string{"new-secret"}, time.Minute, "t=soon,s=" + Sign("new-secret", "soon", body), body, envelope.SigInvalid},
+		{"unparsable t without tolerance", []string{"new-secret"}, 0, "t=soon,s=" + Sign("new-secret", "soon", body), body, envelope.SigInvalid},
+		{"zero t", []string{"new-secret"}, 0, "t=0,s=" + Sign("new-secret", "0", body), body, envelope.SigInvalid},
+		{"negative t", []string{"new-secret"}, 0, "t=-5,s=" + Sign("new-secret", "-5", body), body, envelope.SigInvalid},
+		{"signed t", []string{"new-secret"}, 0, "t=+1708770600,s=" + Sign("new-secret", "+1708770600", body), body, envelope.SigInvalid},
+		{"t from 1970, default window", []string{"new-secret"}, 2 * time.Hour, "t=1,s=" + Sign("new-secret", "1", body), body, envelope.SigStale},
+		{"retry 1 h 59 min later, default window", []string{"new-secret"}, 2 * time.Hour, "t=1708763460,s=" + Sign("new-secret", "1708763460", body), body, envelope.SigValid},
+		{"replay 2 h 1 min later, default window", []string{"new-secret"}, 2 * time.Hour, "t=1708763340,s=" + Sign("new-secret", "1708763340", body), body, envelope.SigStale},
+		{"replay 2 h 1 min later, milliseconds", []string{"new-secret"}, 2 * time.Hour, "t=1708763340000,s=" + Sign("new-secret", "1708763340000", body), body, envelope.SigStale},
+		{"stale and wrong", []string{"new-secret"}, time.Minute, "t=1,s=" + good, body, envelope.SigInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,6 +100,50 @@ func TestVerify(t *testing.T) {
 				t.Errorf("Verify = %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// A header that rules the delivery out is known to do so before any of the body is read, and a header that
+// may be good is not.
+func TestRejectedBeforeBody(t *testing.T) {
+	now := time.Unix(1708770600, 0)
+	sig := strings.Repeat("ab", 32)
+	tests := []struct {
+		name     string
+		secrets  []string
+		header   string
+		verdict  string
+		rejected bool
+	}{
+		{"no header", []string{"k"}, "", envelope.SigMissing, true},
+		{"no secret configured", nil, "t=1708770600,s=" + sig, envelope.SigNoSecret, true},
+		{"unparsable", []string{"k"}, "sha256=" + sig, envelope.SigInvalid, true},
+		{"non-numeric t", []string{"k"}, "t=notanumber,s=" + sig, envelope.SigInvalid, true},
+		{"s not a digest", []string{"k"}, "t=1708770600,s=00", envelope.SigInvalid, true},
+		{"t outside the window", []string{"k"}, "t=1,s=" + sig, envelope.SigStale, true},
+		{"fresh, well-formed", []string{"k"}, "t=1708770600,s=" + sig, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewVerifier(tc.secrets, 2*time.Hour, func() time.Time { return now }).Begin(tc.header)
+			verdict, rejected := c.Rejected()
+			if verdict != tc.verdict || rejected != tc.rejected {
+				t.Errorf("Rejected = %q, %v; want %q, %v", verdict, rejected, tc.verdict, tc.rejected)
+			}
+		})
+	}
+}
+
+// Feeding the body in pieces gives the same verdict as feeding it whole.
+func TestCheckStreams(t *testing.T) {
+	body := bytes.Repeat([]byte(`{"eventId":"evt_1"}`), 1000)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	c := NewVerifier([]string{"old", "new"}, time.Hour, nil).Begin("t=" + ts + ",s=" + Sign("new", ts, body))
+	for i := 0; i < len(body); i += 777 {
+		c.Write(body[i:min(i+777, len(body))])
+	}
+	if got := c.Verdict(); got != envelope.SigValid {
+		t.Errorf("streamed verdict = %s, want valid", got)
 	}
 }
 
@@ -118,7 +176,7 @@ func FuzzParseSignatureHeader(f *testing.F) {
 		}
 		switch got := v.Verify(h, []byte("{}")); got {
 		case envelope.SigValid, envelope.SigInvalid, envelope.SigMissing, envelope.SigStale:
-		default:
+		default: // never no_secret or unchecked: there is a secret and checking is on
 			t.Fatalf("Verify(%q) = %q", h, got)
 		}
 	})

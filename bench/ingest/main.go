@@ -8,9 +8,14 @@
 // The durable server writes to a real buffer in a fresh directory under --dir, with fsync on as in
 // production. Keep --dir on the disk you mean to measure: /tmp is often a tmpfs, where fsync costs nothing.
 //
+// With --serve it measures nothing itself: it starts both servers, writes a wrk script that posts one signed
+// event (wrk.lua in --dir), prints the two URLs and a wrk command line for each, and serves until interrupted,
+// so that a load generator faster than Go's client (such as wrk) can drive them.
+//
 // Usage:
 //
 //	go run ./bench/ingest [--clients 1,16,64] [--duration 5s] [--max-requests 200000] [--dir ./bench-data/ingest]
+//	go run ./bench/ingest --serve [--signature-mode off] [--cpuprofile cpu.pprof]
 package main
 
 import (
@@ -24,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -58,6 +64,8 @@ type options struct {
 	dir         string
 	bodyBytes   int
 	cpuProfile  string
+	serve       bool
+	sigMode     string
 }
 
 func main() {
@@ -85,6 +93,8 @@ func parseFlags(args []string) (options, error) {
 	fl.Int64Var(&o.maxRequests, "max-requests", 200000, "stop a measured run after this many requests")
 	fl.StringVar(&o.dir, "dir", "./bench-data/ingest", "directory for the durable buffer (not /tmp: it may be a tmpfs)")
 	fl.IntVar(&o.bodyBytes, "body-bytes", 200, "approximate length of the message text in each event")
+	fl.BoolVar(&o.serve, "serve", false, "only serve both servers for an external load generator (writes <dir>/wrk.lua) until interrupted")
+	fl.StringVar(&o.sigMode, "signature-mode", configs.SignatureEnforce, "signature mode of the durable receiver: enforce, log or off")
 	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole benchmark to this file (labelled role=server|client, target=durable|no-op)")
 	if err := fl.Parse(args); err != nil {
 		return options{}, err
@@ -95,6 +105,11 @@ func parseFlags(args []string) (options, error) {
 	var err error
 	if o.clients, err = benchkit.ParseLevels(*clients); err != nil {
 		return options{}, err
+	}
+	switch o.sigMode {
+	case configs.SignatureEnforce, configs.SignatureLog, configs.SignatureOff:
+	default:
+		return options{}, fmt.Errorf("parse flags: --signature-mode %q: want enforce, log or off", o.sigMode)
 	}
 	if o.duration <= 0 || o.warmup < 0 || o.maxRequests < 1 || o.bodyBytes < 0 {
 		return options{}, errors.New("parse flags: --duration and --max-requests must be positive, --warmup and --body-bytes not negative")
@@ -129,7 +144,7 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}()
 
-	durable, err := startDurable(bufDir)
+	durable, err := startDurable(bufDir, o.sigMode)
 	if err != nil {
 		return err
 	}
@@ -142,6 +157,9 @@ func run(ctx context.Context, o options) (err error) {
 	defer func() { err = errors.Join(err, noop.close()) }()
 
 	gen := newGenerator(o.bodyBytes)
+	if o.serve {
+		return serveOnly(ctx, o, gen, durable, noop)
+	}
 	var rows []row
 	for _, c := range o.clients {
 		r, err := measureLevel(ctx, o, gen, durable, noop, c)
@@ -177,9 +195,40 @@ type server struct {
 	buf *buffer.Buffer       // the durable server's log; nil for the no-op server
 }
 
+// serveOnly writes the wrk script, prints how to drive both servers, and waits for ctx to end.
+func serveOnly(ctx context.Context, o options, gen *generator, durable, noop *server) error {
+	script := filepath.Join(o.dir, "wrk.lua")
+	req, err := gen.request(ctx, durable.URL)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return fmt.Errorf("read request body: %w", err)
+	}
+	if err := os.WriteFile(script, wrkScript(req.Header.Get(extract.SignatureHeader), body), 0o644); err != nil {
+		return fmt.Errorf("write wrk script: %w", err)
+	}
+	fmt.Printf("durable receiver (signature mode %s): %s\nno-op handler: %s\n", o.sigMode, durable.URL, noop.URL)
+	for _, s := range []*server{noop, durable} {
+		fmt.Printf("wrk -t2 -c64 -d10s -s %s %s\n", script, s.URL)
+	}
+	fmt.Println("serving until interrupted (Ctrl-C)")
+	<-ctx.Done()
+	return nil
+}
+
+// wrkScript is a wrk Lua script that posts body with the given signature header on every request: one
+// signed event, sent again and again (the receiver stores each copy; the warehouse would keep one).
+func wrkScript(signature string, body []byte) []byte {
+	q := func(s string) string { return strconv.Quote(s) } // Lua reads Go's quoted ASCII strings as they are
+	return fmt.Appendf(nil, "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"+
+		"wrk.headers[%s] = %s\nwrk.body = %s\n", q(extract.SignatureHeader), q(signature), q(string(body)))
+}
+
 // startDurable opens a buffer in dir and serves the real receiver over it, as "serve" does with the default
-// configuration, signatures enforced with one secret.
-func startDurable(dir string) (*server, error) {
+// configuration, with one secret and the given signature mode.
+func startDurable(dir, sigMode string) (*server, error) {
 	cfg := configs.Defaults()
 	reg := prometheus.NewRegistry()
 	var buf *buffer.Buffer
@@ -199,12 +248,13 @@ func startDurable(dir string) (*server, error) {
 		return nil, fmt.Errorf("open buffer: %w", err)
 	}
 	rc := extract.NewReceiver(extract.Options{
-		Path:          cfg.Webhook.Path,
-		SignatureMode: configs.SignatureEnforce,
-		Verifier:      extract.NewVerifier([]string{secret}, cfg.Webhook.TimestampTolerance, nil),
-		MaxBodyBytes:  int64(cfg.Webhook.MaxBodyBytes),
-		Store:         buf,
-		Registry:      reg,
+		Path:             cfg.Webhook.Path,
+		SignatureMode:    sigMode,
+		Verifier:         extract.NewVerifier([]string{secret}, cfg.Webhook.TimestampTolerance, nil),
+		MaxBodyBytes:     int64(cfg.Webhook.MaxBodyBytes),
+		MaxInflightBytes: int64(cfg.Webhook.MaxInflightBytes),
+		Store:            buf,
+		Registry:         reg,
 	})
 	hs, err := benchkit.Serve("durable", rc)
 	if err != nil {

@@ -38,11 +38,11 @@ func runServe(ctx context.Context, env *environment, args []string) int {
 // serve runs the webhook server until ctx is cancelled, then shuts down gracefully: it stops accepting
 // connections, lets in-flight requests finish, and seals the active segment.
 func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, getenv func(string) string) error {
-	mode := cfg.Webhook.SignatureMode
-	if len(cfg.Webhook.Secrets) == 0 && mode == configs.SignatureEnforce {
-		mode = configs.SignatureLog
+	// configs refuses an explicit enforce without a secret; only auto (the default) gets here with none.
+	mode := cfg.Webhook.EffectiveSignatureMode()
+	if len(cfg.Webhook.Secrets) == 0 && mode != configs.SignatureOff {
 		log.Warn("NO WEBHOOK SECRET CONFIGURED: signatures are NOT enforced; every delivery is stored and " +
-			"flagged. Set SENDPILOT_WEBHOOK_SECRETS (or --webhook-secret) to enforce them.")
+			"flagged no_secret. Set SENDPILOT_WEBHOOK_SECRETS (or --webhook-secret) to enforce them.")
 	}
 
 	reg := prometheus.NewRegistry()
@@ -59,13 +59,14 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, getenv fun
 		return err
 	}
 	rc := extract.NewReceiver(extract.Options{
-		Path:          cfg.Webhook.Path,
-		SignatureMode: mode,
-		Verifier:      extract.NewVerifier(cfg.Webhook.Secrets, cfg.Webhook.TimestampTolerance, nil),
-		MaxBodyBytes:  int64(cfg.Webhook.MaxBodyBytes),
-		Store:         readyStore{buf, loader},
-		Logger:        log.With("component", "receiver"),
-		Registry:      reg,
+		Path:             cfg.Webhook.Path,
+		SignatureMode:    mode,
+		Verifier:         extract.NewVerifier(cfg.Webhook.Secrets, cfg.Webhook.TimestampTolerance, nil),
+		MaxBodyBytes:     int64(cfg.Webhook.MaxBodyBytes),
+		MaxInflightBytes: int64(cfg.Webhook.MaxInflightBytes),
+		Store:            readyStore{buf, loader},
+		Logger:           log.With("component", "receiver"),
+		Registry:         reg,
 	})
 
 	srv := &http.Server{

@@ -27,6 +27,7 @@ const (
 	SigMissing   = "missing"   // no webhook-signature header
 	SigStale     = "stale"     // the signature matched but t= is outside the configured tolerance
 	SigUnchecked = "unchecked" // signature checking is off
+	SigNoSecret  = "no_secret" // checking is on but no secret is configured, so nothing could be verified
 )
 
 // Envelope is one buffered delivery.
@@ -59,6 +60,32 @@ func (e *Envelope) Body() []byte {
 // AppendLine appends e as one JSON line without the trailing newline. The payload must already be valid,
 // compact JSON (it is copied as is).
 func AppendLine(dst []byte, e *Envelope) []byte {
+	if len(e.Payload) > 0 {
+		dst = AppendHead(dst, e)
+		dst = append(dst, e.Payload...)
+		return append(dst, '}')
+	}
+	dst = appendKeys(dst, e)
+	switch {
+	case e.PayloadText != "":
+		dst = appendField(dst, "payload_text", e.PayloadText)
+	case len(e.PayloadBase64) > 0:
+		b, _ := json.Marshal(e.PayloadBase64) // a []byte marshals as a base64 string
+		dst = append(dst, `,"payload_base64":`...)
+		dst = append(dst, b...)
+	}
+	return append(dst, '}')
+}
+
+// AppendHead appends what AppendLine writes before a JSON payload, up to and including `"payload":`, ignoring
+// e.Payload itself. The payload's compact JSON and a closing '}' complete the line: a writer that holds the
+// payload already can put the head in front of it without copying the payload.
+func AppendHead(dst []byte, e *Envelope) []byte {
+	return append(appendKeys(dst, e), `,"payload":`...)
+}
+
+// appendKeys appends the opening brace and every key before the payload.
+func appendKeys(dst []byte, e *Envelope) []byte {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(e.V), 10)
 	dst = append(dst, `,"received_at":"`...)
@@ -85,19 +112,7 @@ func AppendLine(dst []byte, e *Envelope) []byte {
 	}
 	dst = appendField(dst, "event_id", e.EventID)
 	dst = appendField(dst, "event_type", e.EventType)
-	dst = appendField(dst, "quarantine", e.Quarantine)
-	switch {
-	case len(e.Payload) > 0:
-		dst = append(dst, `,"payload":`...)
-		dst = append(dst, e.Payload...)
-	case e.PayloadText != "":
-		dst = appendField(dst, "payload_text", e.PayloadText)
-	case len(e.PayloadBase64) > 0:
-		b, _ := json.Marshal(e.PayloadBase64) // a []byte marshals as a base64 string
-		dst = append(dst, `,"payload_base64":`...)
-		dst = append(dst, b...)
-	}
-	return append(dst, '}')
+	return appendField(dst, "quarantine", e.Quarantine)
 }
 
 func appendField(dst []byte, key, val string) []byte {

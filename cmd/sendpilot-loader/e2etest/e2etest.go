@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"sendpilot-loader/bench/corpus"
+	"sendpilot-loader/configs"
 	"sendpilot-loader/extract"
 )
 
@@ -56,11 +57,12 @@ type Server struct {
 var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // Start runs serve on a loopback port the kernel chooses, with the given environment added to this process's
-// (SENDPILOT_CONFIG cleared), and waits until it listens.
+// less every SENDPILOT_* variable (so the caller's configuration cannot change the test), and waits until it
+// listens.
 func Start(t testing.TB, bin, dataDir string, env []string, args ...string) *Server {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
-	cmd.Env = append(append(os.Environ(), "SENDPILOT_CONFIG="), env...)
+	cmd.Env = append(Environ(os.Environ()), env...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +101,18 @@ func Start(t testing.TB, bin, dataDir string, env []string, args ...string) *Ser
 
 // Pid is the server's process ID.
 func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
+// Environ returns environ without the variables that configure sendpilot-loader (those starting with
+// configs.EnvPrefix).
+func Environ(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, configs.EnvPrefix) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
 
 // Log returns what the server has logged so far.
 func (s *Server) Log() string {
