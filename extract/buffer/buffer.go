@@ -365,14 +365,14 @@ func (b *Buffer) commit(batch []*request) {
 		return
 	}
 	accepted := b.admit(batch)
-	b.wbuf = b.wbuf[:0]
+	c := chunk{wbuf: b.wbuf[:0]}
 	start := 0
 	for i, r := range accepted {
 		need := framedSize(r.line)
-		if pending := b.activeSize + int64(len(b.wbuf)); pending > 0 && pending+need > b.opts.SegmentMaxBytes {
-			if len(b.wbuf) > 0 {
-				answer(accepted[start:i], b.writeChunk(b.wbuf))
-				b.wbuf, start = b.wbuf[:0], i
+		if pending := b.activeSize + c.size; pending > 0 && pending+need > b.opts.SegmentMaxBytes {
+			if c.size > 0 {
+				answer(accepted[start:i], b.writeChunk(c.parts()))
+				c, start = chunk{wbuf: c.wbuf[:0]}, i
 			}
 			if err := b.sealActive(); err != nil {
 				b.log.Error("seal full segment", "err", err)
@@ -381,12 +381,12 @@ func (b *Buffer) commit(batch []*request) {
 		if !r.state.CompareAndSwap(queued, taken) {
 			continue // the caller gave up; its memory may already be reused
 		}
-		b.wbuf = record.Append(b.wbuf, r.line)
-		b.wbuf = append(b.wbuf, '\n')
+		c.add(r.line)
 	}
-	if len(b.wbuf) > 0 {
-		answer(accepted[start:], b.writeChunk(b.wbuf))
+	if c.size > 0 {
+		answer(accepted[start:], b.writeChunk(c.parts()))
 	}
+	b.wbuf = c.wbuf
 	if cap(b.wbuf) > 2*maxBatchBytes {
 		b.wbuf = nil // do not pin a buffer grown by one huge record
 	}
@@ -428,17 +428,67 @@ func answer(rs []*request, err error) {
 	}
 }
 
-// writeChunk appends buf to the active segment (opening one if needed) and fsyncs it. On failure the segment
-// is cut back to its last durable size, so no partial record remains, and the next write starts a new segment.
-func (b *Buffer) writeChunk(buf []byte) error {
+// bigRecord is the size from which a record is written from the caller's memory instead of being copied into
+// the writer's buffer, so a large delivery is held once, not twice.
+const bigRecord = 256 << 10
+
+// chunk is what one group commit writes: small records framed into the writer's buffer, large ones referred
+// to where they are (they stay valid until their Append is answered), in order.
+type chunk struct {
+	wbuf []byte
+	done [][]byte // parts closed so far
+	from int      // start in wbuf of the run of small records still open
+	size int64
+}
+
+// add frames line into the chunk.
+func (c *chunk) add(line []byte) {
+	if len(line) >= bigRecord {
+		c.close()
+		c.done = append(c.done, line[:len(line)-1])
+		c.size += int64(len(line) - 1)
+	}
+	n := len(c.wbuf)
+	if len(line) >= bigRecord {
+		c.wbuf = record.AppendTrailer(c.wbuf, line) // opens the next run
+	} else {
+		c.wbuf = record.Append(c.wbuf, line)
+	}
+	c.wbuf = append(c.wbuf, '\n')
+	c.size += int64(len(c.wbuf) - n)
+}
+
+// close ends the open run of small records.
+func (c *chunk) close() {
+	if len(c.wbuf) > c.from {
+		c.done = append(c.done, c.wbuf[c.from:])
+	}
+	c.from = len(c.wbuf)
+}
+
+// parts returns the chunk's bytes as parts to write one after the other.
+func (c *chunk) parts() [][]byte {
+	c.close()
+	return c.done
+}
+
+// writeChunk appends parts to the active segment (opening one if needed) and fsyncs it. On failure the
+// segment is cut back to its last durable size, so no partial record remains, and the next write starts a new
+// segment.
+func (b *Buffer) writeChunk(parts [][]byte) error {
 	if b.active == nil {
 		if err := b.openActive(); err != nil {
 			return err
 		}
 	}
-	err := b.preallocate(b.activeSize + int64(len(buf)))
-	if err == nil {
-		_, err = b.active.WriteAt(buf, b.activeSize)
+	var n int64
+	for _, p := range parts {
+		n += int64(len(p))
+	}
+	err := b.preallocate(b.activeSize + n)
+	for off := b.activeSize; err == nil && len(parts) > 0; parts = parts[1:] {
+		_, err = b.active.WriteAt(parts[0], off)
+		off += int64(len(parts[0]))
 	}
 	if err == nil {
 		start := time.Now()
@@ -456,10 +506,10 @@ func (b *Buffer) writeChunk(buf []byte) error {
 		b.activeFirst = b.opts.Now()
 		b.activeAt.Store(b.activeFirst.UnixNano())
 	}
-	b.activeSize += int64(len(buf))
-	b.usage.Add(int64(len(buf)))
-	b.free.Add(-int64(len(buf)))
-	b.m.bytesWritten.Add(float64(len(buf)))
+	b.activeSize += n
+	b.usage.Add(n)
+	b.free.Add(-n)
+	b.m.bytesWritten.Add(float64(n))
 	return nil
 }
 

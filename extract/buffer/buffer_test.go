@@ -440,3 +440,39 @@ func TestAbandonedAppendIsNotWritten(t *testing.T) {
 		t.Fatalf("records = %q, want %q", got, want)
 	}
 }
+
+// Records from bigRecord up are written from the caller's memory; mixed with small ones in one group commit
+// they must still come out whole, framed and in order.
+func TestBigRecordsAreWrittenInPlace(t *testing.T) {
+	dir := t.TempDir()
+	inSync, release := make(chan struct{}, 1), make(chan struct{})
+	b := mustOpen(t, dir, Options{openFile: faults(func(f *faultyFile) { f.inSync, f.release = inSync, release })})
+	big := func(c byte) []byte { return fmt.Appendf(nil, `{"big":"%s"}`, strings.Repeat(string(c), bigRecord+7)) }
+	want := [][]byte{rec(0), rec(1), big('a'), rec(2), big('b'), big('c'), rec(3)}
+	errs := make(chan error, len(want))
+	go func() { errs <- b.Append(context.Background(), want[0]) }()
+	<-inSync // hold the writer so the rest queue up and go in one commit
+	for _, r := range want[1:] {
+		go func() { errs <- b.Append(context.Background(), r) }()
+	}
+	close(release)
+	for range want {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	got := readAll(t, dir)
+	if len(got) != len(want) {
+		t.Fatalf("stored %d records, want %d", len(got), len(want))
+	}
+	gotSet, wantSet := slices.Clone(got), make([]string, len(want))
+	for i, w := range want {
+		wantSet[i] = string(w)
+	}
+	slices.Sort(gotSet)
+	slices.Sort(wantSet)
+	if !slices.Equal(gotSet, wantSet) {
+		t.Fatal("big records did not come out whole")
+	}
+}

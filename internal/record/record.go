@@ -47,13 +47,19 @@ const (
 // Append appends rec, a JSON object without a trailing newline, framed with its checksum, to dst. rec must
 // end with '}' (callers pass objects they built or checked).
 func Append(dst, rec []byte) []byte {
-	start := len(dst)
+	return AppendTrailer(append(dst, rec[:len(rec)-1]...), rec)
+}
+
+// AppendTrailer appends to dst what framing puts after rec's bytes up to (not including) its closing brace:
+// the line is rec[:len(rec)-1] followed by these bytes. Writers of large records use it to write the record
+// itself from where it is, without copying it.
+func AppendTrailer(dst, rec []byte) []byte {
 	body := rec[:len(rec)-1]
-	dst = append(dst, body...)
+	sum := crc32.Update(0, castagnoli, body)
 	if len(bytes.TrimSpace(body)) > 1 { // not "{": the record has keys before the trailer
 		dst = append(dst, ',')
+		sum = crc32.Update(sum, castagnoli, []byte{','})
 	}
-	sum := crc32.Checksum(dst[start:], castagnoli)
 	dst = append(dst, trailerHead...)
 	dst = hex.AppendEncode(dst, []byte{byte(sum >> 24), byte(sum >> 16), byte(sum >> 8), byte(sum)})
 	return append(dst, '"', '}')
