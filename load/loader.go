@@ -42,6 +42,11 @@ type Options struct {
 	// Registerer receives the loader's metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+	// Once makes a run load at most one new batch instead of draining the backlog.
+	Once bool
+	// Progress, if set, is told of each batch a run finishes, and of how many segments were pending when the
+	// run began.
+	Progress func(m *Manifest, backlog int)
 	// AfterStep, if set, is called after each step of a batch is recorded; tests use it to crash there.
 	AfterStep func(batchID string, step Step)
 }
@@ -178,9 +183,10 @@ func (l *Loader) Pending() ([]Segment, error) {
 	return out, nil
 }
 
-// Run finishes any batch a previous run left unfinished, then plans and runs one new batch of the pending
-// segments (if any). It returns ErrBusy at once if another run holds the lock. A batch whose load keeps
-// failing is left at its step for the next run, and Run returns the error.
+// Run finishes any batch a previous run left unfinished, then loads the pending segments in successive
+// batches of at most MaxBatchBytes until all that were pending when it began are loaded (one batch with
+// Once). It returns ErrBusy at once if another run holds the lock. A batch whose load keeps failing is left at
+// its step for the next run, and Run returns the error.
 func (l *Loader) Run(ctx context.Context) (Report, error) {
 	var rep Report
 	lock, err := l.lock()
@@ -251,12 +257,44 @@ func (l *Loader) Run(ctx context.Context) (Report, error) {
 		}
 		return rep, nil
 	}
-	err = l.advance(ctx, m, warehouse)
-	rep.Batches = append(rep.Batches, m)
-	if err == nil {
-		l.prune()
+	// Drain: batch after batch until everything that was pending when the run began is loaded (segments
+	// sealed since wait for the next run, so a run under steady traffic still ends), or one batch with Once.
+	backlog, err := l.Pending()
+	if err != nil {
+		return rep, err
 	}
-	return rep, err
+	before := make(map[string]bool, len(backlog)+len(m.Segments))
+	for _, s := range backlog {
+		before[s.Name] = true
+	}
+	for _, s := range m.Segments {
+		before[s] = true
+	}
+	for {
+		err = l.advance(ctx, m, warehouse)
+		rep.Batches = append(rep.Batches, m)
+		if err != nil {
+			return rep, err
+		}
+		if l.opts.Progress != nil {
+			l.opts.Progress(m, len(before))
+		}
+		if l.opts.Once || ctx.Err() != nil {
+			break
+		}
+		next, err := l.Pending()
+		if err != nil {
+			return rep, err
+		}
+		if len(next) == 0 || !before[next[0].Name] {
+			break
+		}
+		if m, err = l.plan(); err != nil || m == nil {
+			return rep, err
+		}
+	}
+	l.prune()
+	return rep, nil
 }
 
 // plan names a new batch of pending segments, or returns nil when there are none.

@@ -26,7 +26,12 @@ import (
 
 // newLoader builds the loader for a configuration, loading from buf.
 func newLoader(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, buf load.Buffer, getenv func(string) string) (*load.Loader, error) {
-	return load.New(load.Options{
+	return load.New(loaderOptions(cfg, log, reg, buf, getenv))
+}
+
+// loaderOptions are the loader's settings from a configuration.
+func loaderOptions(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, buf load.Buffer, getenv func(string) string) load.Options {
+	return load.Options{
 		DataDir:       cfg.DataDir,
 		Buffer:        buf,
 		Warehouse:     func() (load.Warehouse, error) { return openWarehouse(cfg) },
@@ -36,7 +41,7 @@ func newLoader(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, 
 		Logger:        log.With("component", "loader"),
 		Registerer:    reg,
 		AfterStep:     crashHook(getenv),
-	})
+	}
 }
 
 // bufferOptions are the buffer's settings from a configuration, for its writer and its readers alike.
@@ -102,11 +107,12 @@ func crashHook(getenv func(string) string) func(string, load.Step) {
 }
 
 func runLoad(ctx context.Context, env *environment, args []string) int {
-	var dryRun bool
-	cfg, rest, code, ok := parseConfig(env, "load", "load [--dry-run] [flags]", args, func(fs *flag.FlagSet, c *configs.Config) {
+	var dryRun, once bool
+	cfg, rest, code, ok := parseConfig(env, "load", "load [--dry-run] [--once] [flags]", args, func(fs *flag.FlagSet, c *configs.Config) {
 		configs.BindCommon(fs, c)
 		configs.BindLoad(fs, c)
 		fs.BoolVar(&dryRun, "dry-run", false, "show what would be loaded and exit")
+		fs.BoolVar(&once, "once", false, "load at most one batch (default: drain everything pending, batch after batch)")
 	})
 	if !ok {
 		return code
@@ -116,7 +122,15 @@ func runLoad(ctx context.Context, env *environment, args []string) int {
 		log.Error("load takes no arguments", "args", rest)
 		return 2
 	}
-	l, err := newLoader(cfg, log, nil, bufferReader(cfg, log), env.getenv)
+	opts := loaderOptions(cfg, log, nil, bufferReader(cfg, log), env.getenv)
+	opts.Once = once
+	done := 0
+	opts.Progress = func(m *load.Manifest, backlog int) {
+		done += len(m.Segments)
+		log.Info("batch done", "batch", m.ID, "step", m.Step, "events", m.Rows["events"],
+			"segments_done", done, "segments_pending_at_start", backlog)
+	}
+	l, err := load.New(opts)
 	if err != nil {
 		log.Error("prepare loader", "err", err)
 		return 1

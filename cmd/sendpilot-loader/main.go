@@ -35,7 +35,7 @@ func commands() []command {
 	return []command{
 		{"serve", "receive webhooks and keep every one durably in the disk buffer", runServe},
 		{"transform", "turn buffer segments or event files into Parquet tables, to inspect them", runTransform},
-		{"load", "load pending sealed segments into the warehouse now (one batch) and exit", runLoad},
+		{"load", "load everything pending into the warehouse now, batch after batch (--once: one batch), and exit", runLoad},
 		{"status", "show pending segments, the oldest pending event and the last batch", runStatus},
 		{"backfill", "replay archived or exported payload files into the warehouse, resumably", runBackfill},
 		{"sql", "run a SQL query on the warehouse and print the rows (table, csv or json)", runSQL},
