@@ -1,5 +1,5 @@
 -- Schema version 1 of the bigquery tables, as released: kept unchanged so that upgrades are tested from a real
--- earlier schema. The current schema is bigquery/tables.sql; see sql/README.md, "Schema versions".
+-- earlier schema. The current schema is bigquery/tables.sql; see docs/upgrading.md, "recording a schema version".
 
 CREATE TABLE IF NOT EXISTS `${dataset}.events` (
   event_id               STRING NOT NULL,           -- SendPilot eventId (natural key; dedup on it)

@@ -1,5 +1,5 @@
 -- Schema version 1 of the duckdb tables, as released: kept unchanged so that upgrades are tested from a real
--- earlier schema. The current schema is duckdb/tables.sql; see sql/README.md, "Schema versions".
+-- earlier schema. The current schema is duckdb/tables.sql; see docs/upgrading.md, "recording a schema version".
 
 CREATE TABLE IF NOT EXISTS events (
   event_id               VARCHAR NOT NULL,          -- SendPilot eventId (natural key; dedup on it)
