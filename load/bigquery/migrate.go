@@ -98,7 +98,10 @@ func (w *Warehouse) migrate(ctx context.Context) (bool, error) {
 	}
 	for _, u := range updates {
 		if _, err := u.table.Update(ctx, bigquery.TableMetadataToUpdate{Schema: u.schema}, u.etag); err != nil {
-			return false, w.classify(fmt.Errorf("migrate table %s: %w", u.table.TableID, err))
+			if permanent(err) { // refused, not failed: about the warehouse, never about a batch
+				return false, fmt.Errorf("migrate table %s: %w: %w", u.table.TableID, load.ErrSystemic, err)
+			}
+			return false, fmt.Errorf("migrate table %s: %w", u.table.TableID, err)
 		}
 	}
 	if recorded != w.version {

@@ -107,17 +107,7 @@ func (p *schemaProxy) addColumns(ctx context.Context, c *bq.Client, dataset, tab
 	if len(added) == 0 {
 		return nil
 	}
-	run := func(q string) error {
-		j, err := c.Query(q).Run(ctx)
-		if err != nil {
-			return err
-		}
-		st, err := j.Wait(ctx)
-		if err != nil {
-			return err
-		}
-		return st.Err()
-	}
+	run := func(q string) error { return runQuery(ctx, c, q) }
 	tmp := "`" + dataset + "._widen_" + table + "`"
 	full := "`" + dataset + "." + table + "`"
 	if err := run("CREATE TABLE " + tmp + " AS SELECT *, " + strings.Join(added, ", ") + " FROM " + full); err != nil {
@@ -130,4 +120,17 @@ func (p *schemaProxy) addColumns(ctx context.Context, c *bq.Client, dataset, tab
 		return err
 	}
 	return c.Dataset(dataset).Table("_widen_" + table).Delete(ctx)
+}
+
+// runQuery runs one statement on the emulator and waits for it.
+func runQuery(ctx context.Context, c *bq.Client, q string) error {
+	j, err := c.Query(q).Run(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := j.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	return st.Err()
 }

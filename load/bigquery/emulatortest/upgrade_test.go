@@ -139,14 +139,7 @@ func rebuild(t *testing.T, opts []option.ClientOption, table, selectList string)
 	}
 	defer c.Close()
 	run := func(q string) {
-		j, err := c.Query(q).Run(ctx)
-		if err == nil {
-			var st *bq.JobStatus
-			if st, err = j.Wait(ctx); err == nil {
-				err = st.Err()
-			}
-		}
-		if err != nil {
+		if err := runQuery(ctx, c, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
