@@ -117,12 +117,12 @@ func TestUpgradeFromV1(t *testing.T) {
 		t.Errorf("old rows changed by the upgrade:\nbefore %s\nafter  %s", before, after)
 	}
 	checks := map[string]int64{
-		"SELECT count(*) FROM events":                                                    3,
-		"SELECT count(*) FROM events WHERE test_extra IS NULL":                           2,
-		"SELECT count(*) FROM events WHERE test_extra = 'new:evt_c'":                     1,
-		"SELECT count(*) FROM events_latest WHERE test_extra = 'new:evt_c'":              1, // the view was recreated
-		"SELECT max(version) FROM _sendpilot_schema":                                     int64(currentVersion + 1),
-		"SELECT count(*) FROM _sendpilot_schema WHERE changes = 'add events.test_extra'": 1,
+		"SELECT count(*) FROM events":                                                         3,
+		"SELECT count(*) FROM events WHERE test_extra IS NULL":                                2,
+		"SELECT count(*) FROM events WHERE test_extra = 'new:evt_c'":                          1,
+		"SELECT count(*) FROM events_latest WHERE test_extra = 'new:evt_c'":                   1, // the view was recreated
+		"SELECT max(version) FROM _sendpilot_schema":                                          int64(currentVersion + 1),
+		"SELECT count(*) FROM _sendpilot_schema WHERE changes LIKE '%add events.test_extra%'": 1,
 	}
 	for q, want := range checks {
 		if got := count(t, w, q); got != want {
