@@ -31,6 +31,10 @@ type BackfillOptions struct {
 	DryRun bool
 	// Restart forgets the checkpoint of this run and starts over.
 	Restart bool
+	// Replace makes the re-derived rows replace the stored rows of the same events (Batch.Replace) instead of
+	// leaving them alone: every column, and the leads, experience and education of each event. A replace run
+	// is a run of its own, with its own checkpoint.
+	Replace bool
 	// PartBytes splits plain NDJSON files into parts of about this size (default MaxBatchBytes / 4), each
 	// checkpointed, so an interrupted run resumes inside a big file.
 	PartBytes int64
@@ -45,6 +49,7 @@ type BackfillReport struct {
 	Counts              transform.Counts
 	Rows                map[string]int64 // rows written per table (before dedup)
 	Inserted            map[string]int64 // rows new to the warehouse per table (-1: the warehouse cannot tell)
+	Replaced            map[string]int64 // with Replace, stored rows deleted per table (-1: the warehouse cannot tell)
 	QuarantineFiles     []string
 }
 
@@ -68,10 +73,14 @@ type checkpoint struct {
 
 // Backfill replays archived or exported payload files through the same transform and warehouse load as the
 // scheduled loads: the natural keys make it idempotent, so overlapping backfills and loads add no duplicate
-// rows. Progress is checkpointed after each batch of parts; the same command resumes where an interrupted run
+// rows. With Replace, the rows it derives take the place of the stored rows of the same events, so history
+// is rebuilt with this release's transform and schema; that too is idempotent. Progress is checkpointed after each batch of parts; the same command resumes where an interrupted run
 // stopped. It holds the data directory's load lock for the whole run.
 func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillReport, error) {
 	rep := BackfillReport{Rows: map[string]int64{}, Inserted: map[string]int64{}}
+	if opts.Replace {
+		rep.Replaced = map[string]int64{}
+	}
 	lock, err := l.lock()
 	if err != nil {
 		return rep, err
@@ -166,7 +175,7 @@ func (l *Loader) backfillBatch(ctx context.Context, id string, parts []part, opt
 	rep.Counts.Events += res.Counts.Events
 	rep.Counts.Quarantined += res.Counts.Quarantined
 	rep.Counts.Filtered += res.Counts.Filtered
-	b := Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}}
+	b := Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}, Replace: opts.Replace}
 	b.MinOccurred, b.MaxOccurred, b.HasNullOccurred = OccurredRange(res.Counts)
 	for _, t := range res.Tables {
 		b.Files[t.Table], b.Rows[t.Table] = t.Path, t.Rows
@@ -201,15 +210,23 @@ func (l *Loader) backfillBatch(ctx context.Context, id string, parts []part, opt
 	if err != nil {
 		return fmt.Errorf("load backfill batch %s: %w", id, err)
 	}
-	for t, n := range lr.Inserted {
-		if n < 0 || rep.Inserted[t] < 0 {
-			rep.Inserted[t] = -1
-		} else {
-			rep.Inserted[t] += n
-		}
+	addCounts(rep.Inserted, lr.Inserted)
+	if opts.Replace {
+		addCounts(rep.Replaced, lr.Replaced)
 	}
 	l.after(&Manifest{ID: id, Step: StepLoaded})
 	return nil
+}
+
+// addCounts adds a load's row counts per table to a run's; -1 (the warehouse cannot tell) sticks.
+func addCounts(sum, n map[string]int64) {
+	for t, k := range n {
+		if k < 0 || sum[t] < 0 {
+			sum[t] = -1
+		} else {
+			sum[t] += k
+		}
+	}
 }
 
 // backfillCheckpoint loads the run's checkpoint, or plans the parts of a new run. A run is named by its inputs
@@ -221,6 +238,9 @@ func (l *Loader) backfillCheckpoint(opts BackfillOptions) (*checkpoint, string, 
 		fmt.Fprintln(h, abs)
 	}
 	fmt.Fprintln(h, opts.Filter, opts.DryRun)
+	if opts.Replace { // only then, so the runs of earlier releases keep their names
+		fmt.Fprintln(h, "replace")
+	}
 	run := hex.EncodeToString(h.Sum(nil))[:12]
 	path := filepath.Join(l.dirs.state, "backfill", run+".json")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

@@ -35,6 +35,11 @@ type Batch struct {
 	MinOccurred, MaxOccurred time.Time
 	// HasNullOccurred is true when some event had no occurred_at (its rows live in the NULL partition).
 	HasNullOccurred bool
+	// Replace makes the batch's rows replace the stored ones instead of being skipped when their key is
+	// already there (backfill --replace): every row of every table whose event_id is one of the batch's events
+	// is deleted, and the batch's rows are inserted, in one commit on DuckDB. Replacing is idempotent: loading
+	// the batch again leaves the same rows, and a key is never stored twice.
+	Replace bool
 }
 
 // LoadResult says what a load did.
@@ -42,17 +47,25 @@ type LoadResult struct {
 	// Inserted maps a table name to the rows that were new to the warehouse; rows whose key was already
 	// there are not counted. Warehouses that cannot tell report -1.
 	Inserted map[string]int64
+	// Replaced maps a table name to the stored rows a Replace batch deleted before inserting its own (nil for
+	// other batches; -1 when the warehouse cannot tell).
+	Replaced map[string]int64
 }
 
 // Warehouse is where batches go. Implementations: load/duckdb (the embedded default) and load/bigquery.
 type Warehouse interface {
 	// Name identifies the warehouse in logs and status output.
 	Name() string
-	// Ensure creates the tables (and dataset) if they are missing. It is idempotent.
+	// Ensure creates the tables (and dataset) if they are missing and migrates existing ones to this release's
+	// schema: missing nullable columns are added, the views recreated and the schema version recorded. A
+	// difference it cannot migrate safely is a *SchemaDifference (wrapping ErrSystemic), never ErrRejected.
+	// It is idempotent.
 	Ensure(ctx context.Context) error
 	// Load makes the batch's rows part of the final tables exactly once: rows whose natural key is already
 	// there are left alone, and duplicates inside the batch count once. Loading the same batch again, after a
-	// crash at any point, changes nothing more. Errors wrapping ErrRejected are permanent for this batch.
+	// crash at any point, changes nothing more. Errors wrapping ErrRejected are permanent for this batch. Load
+	// checks (and migrates) the schema first, as Ensure does, and names every column it writes, so the column
+	// order of the tables does not matter.
 	Load(ctx context.Context, b Batch) (LoadResult, error)
 	// Close releases the warehouse's resources. A DuckDB warehouse holds its file open only between Ensure or
 	// Load and Close.

@@ -8,5 +8,5 @@ import "embed"
 
 // Files holds every .sql file, by path relative to this directory (e.g. "duckdb/tables.sql").
 //
-//go:embed bigquery/*.sql duckdb/*.sql reports/*.sql
+//go:embed bigquery/*.sql duckdb/*.sql reports/*.sql bigquery/v*/tables.sql duckdb/v*/tables.sql
 var Files embed.FS

@@ -32,6 +32,7 @@ func runBackfill(ctx context.Context, env *environment, args []string) int {
 		since, until    string
 		types           stringsFlag
 		dryRun, restart bool
+		replace         bool
 		maxErrors       int64
 		partBytes       configs.ByteSize
 	)
@@ -43,6 +44,7 @@ func runBackfill(ctx context.Context, env *environment, args []string) int {
 		fs.Var(&types, "event-type", "only this event name, old or new (repeatable)")
 		fs.BoolVar(&dryRun, "dry-run", false, "transform and count, load nothing")
 		fs.BoolVar(&restart, "restart", false, "forget this run's checkpoint and start over")
+		fs.BoolVar(&replace, "replace", false, "replace the stored rows of the events read (every column, and their leads, experience and education) instead of keeping them")
 		fs.Int64Var(&maxErrors, "max-errors", 100, "exit non-zero when more lines than this are quarantined (-1: never)")
 		fs.Var(&partBytes, "part-bytes", "checkpoint big NDJSON files every this many bytes (default a quarter of load.max_batch_bytes)")
 	})
@@ -67,7 +69,7 @@ func runBackfill(ctx context.Context, env *environment, args []string) int {
 	}
 	progress := progressReporter(env, log)
 	start := time.Now()
-	rep, err := l.Backfill(ctx, load.BackfillOptions{Files: files, Keep: keep, Filter: filter, DryRun: dryRun, Restart: restart, Progress: progress, PartBytes: int64(partBytes)})
+	rep, err := l.Backfill(ctx, load.BackfillOptions{Files: files, Keep: keep, Filter: filter, DryRun: dryRun, Restart: restart, Replace: replace, Progress: progress, PartBytes: int64(partBytes)})
 	printBackfill(env, rep, dryRun, time.Since(start))
 	switch {
 	case errors.Is(err, load.ErrBusy):
@@ -196,15 +198,25 @@ func progressReporter(env *environment, log interface{ Info(string, ...any) }) f
 
 func printBackfill(env *environment, rep load.BackfillReport, dryRun bool, took time.Duration) {
 	w := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "table\trows\tnew in warehouse\t")
-	for _, t := range transform.Tables {
-		inserted := fmt.Sprint(rep.Inserted[t])
-		if dryRun {
-			inserted = "(dry run)"
-		} else if rep.Inserted[t] < 0 {
-			inserted = "unknown"
+	count := func(n int64) string {
+		switch {
+		case dryRun:
+			return "(dry run)"
+		case n < 0:
+			return "unknown"
 		}
-		fmt.Fprintf(w, "%s\t%d\t%s\t\n", t, rep.Rows[t], inserted)
+		return fmt.Sprint(n)
+	}
+	if rep.Replaced != nil {
+		fmt.Fprintln(w, "table\trows\treplaced (removed)\twritten\t")
+		for _, t := range transform.Tables {
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t\n", t, rep.Rows[t], count(rep.Replaced[t]), count(rep.Inserted[t]))
+		}
+	} else {
+		fmt.Fprintln(w, "table\trows\tnew in warehouse\t")
+		for _, t := range transform.Tables {
+			fmt.Fprintf(w, "%s\t%d\t%s\t\n", t, rep.Rows[t], count(rep.Inserted[t]))
+		}
 	}
 	w.Flush()
 	mb := float64(rep.Bytes) / 1e6

@@ -61,6 +61,11 @@ type Config struct {
 	// EmulatorHost (host:port), when set, sends every call to a BigQuery emulator over plain HTTP without
 	// credentials, and uploads each file in one request (the emulator breaks resumable uploads over 16 MiB).
 	EmulatorHost string
+	// Tables and Version, when Tables is set, are the columns the warehouse writes and their schema version
+	// instead of sql/bigquery/tables.sql and its newest recorded version; upgrade tests stand in for other
+	// releases with them.
+	Tables  map[string][]sqlfiles.Column
+	Version int
 }
 
 // naturalKeys are the dedup keys of each table.
@@ -86,6 +91,8 @@ type Warehouse struct {
 	final   map[string]bigquery.Schema // JSON columns typed JSON
 	staging map[string]bigquery.Schema // JSON columns typed STRING
 	columns map[string][]sqlfiles.Column
+	version int             // the schema version of columns
+	checked bool            // Ensure has just migrated: the next Load need not
 	gcs     *storage.Client // nil unless Config.Bucket is set
 }
 
@@ -121,7 +128,7 @@ func New(ctx context.Context, cfg Config, opts ...option.ClientOption) (*Warehou
 			return nil, fmt.Errorf("connect cloud storage: %w", err)
 		}
 	}
-	w.columns, err = sqlfiles.Tables("bigquery/tables.sql")
+	w.columns, w.version, err = schemaFor(cfg)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -182,8 +189,8 @@ func (w *Warehouse) Close() error {
 }
 
 // Ensure implements load.Warehouse: it creates the dataset and the tables (day-partitioned on occurred_at and
-// clustered) when they are missing, and the views of sql/bigquery/views.sql. The columns come from
-// sql/bigquery/tables.sql.
+// clustered) when they are missing, migrates existing ones to this release's schema (migrate.go), and creates
+// the views of sql/bigquery/views.sql. The columns come from sql/bigquery/tables.sql.
 func (w *Warehouse) Ensure(ctx context.Context) error {
 	ds := w.c.Dataset(w.cfg.Dataset)
 	if _, err := ds.Metadata(ctx); isStatus(err, http.StatusNotFound) {
@@ -210,7 +217,12 @@ func (w *Warehouse) Ensure(ctx context.Context) error {
 			return fmt.Errorf("create table %s: %w", t, err)
 		}
 	}
-	return w.ensureViews(ctx)
+	changed, err := w.migrate(ctx)
+	if err != nil {
+		return err
+	}
+	w.checked = true
+	return w.ensureViews(ctx, changed)
 }
 
 var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_]`)
@@ -229,6 +241,15 @@ func jobID(batch, table, step string, attempt int) string {
 // Load implements load.Warehouse.
 func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, error) {
 	res := load.LoadResult{Inserted: map[string]int64{}}
+	if err := w.checkSchema(ctx); err != nil {
+		return res, err
+	}
+	if b.Replace { // the replace script's statistics do not say what it deleted per table
+		res.Replaced = map[string]int64{}
+		for _, t := range transform.Tables {
+			res.Replaced[t] = -1
+		}
+	}
 	ds := w.c.Dataset(w.cfg.Dataset)
 	for _, t := range transform.Tables {
 		if b.Rows[t] == 0 {
@@ -260,6 +281,9 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 		}
 		j, _, err := w.job(ctx, b.ID, t, "merge"+after, func(id string) (*bigquery.Job, error) {
 			q := w.c.Query(w.mergeSQL(t, dedup, b))
+			if b.Replace && t == transform.TableEvents {
+				q = w.c.Query(w.replaceSQL(dedup, b))
+			}
 			q.JobID, q.Location = id, w.cfg.Location
 			return q.Run(ctx)
 		}, nil)
@@ -450,15 +474,7 @@ func (w *Warehouse) mergeSQL(table, dedup string, b load.Batch) string {
 	for _, k := range naturalKeys[table] {
 		on = append(on, fmt.Sprintf("T.%s = S.%s", k, k))
 	}
-	var prune []string
-	if !b.MinOccurred.IsZero() {
-		prune = append(prune, fmt.Sprintf("T.occurred_at BETWEEN TIMESTAMP '%s' AND TIMESTAMP '%s'",
-			b.MinOccurred.UTC().Format("2006-01-02 15:04:05.999999"), b.MaxOccurred.UTC().Format("2006-01-02 15:04:05.999999")))
-	}
-	if b.HasNullOccurred || b.MinOccurred.IsZero() {
-		prune = append(prune, "T.occurred_at IS NULL")
-	}
-	on = append(on, "("+strings.Join(prune, " OR ")+")")
+	on = append(on, pruneSQL(b))
 	var names, values []string
 	for _, c := range w.columns[table] {
 		names = append(names, c.Name)
@@ -470,6 +486,20 @@ func (w *Warehouse) mergeSQL(table, dedup string, b load.Batch) string {
 	}
 	return fmt.Sprintf("MERGE `%s.%s` T USING `%s.%s` S ON %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)",
 		w.cfg.Dataset, table, w.cfg.Dataset, dedup, strings.Join(on, " AND "), strings.Join(names, ", "), strings.Join(values, ", "))
+}
+
+// pruneSQL restricts the target table T to the batch's occurred_at range, and the NULL partition when the
+// batch has rows without a time, so a statement reads only those partitions.
+func pruneSQL(b load.Batch) string {
+	var prune []string
+	if !b.MinOccurred.IsZero() {
+		prune = append(prune, fmt.Sprintf("T.occurred_at BETWEEN TIMESTAMP '%s' AND TIMESTAMP '%s'",
+			b.MinOccurred.UTC().Format("2006-01-02 15:04:05.999999"), b.MaxOccurred.UTC().Format("2006-01-02 15:04:05.999999")))
+	}
+	if b.HasNullOccurred || b.MinOccurred.IsZero() {
+		prune = append(prune, "T.occurred_at IS NULL")
+	}
+	return "(" + strings.Join(prune, " OR ") + ")"
 }
 
 // classify marks errors that retrying the batch cannot fix as rejected.

@@ -21,8 +21,9 @@ import (
 // view only when sql/bigquery/views.sql changes: one metadata read per view otherwise.
 const viewLabel = "sendpilot_sql"
 
-// ensureViews creates or replaces the views, in file order (a view depends only on the ones before it).
-func (w *Warehouse) ensureViews(ctx context.Context) error {
+// ensureViews creates or replaces the views, in file order (a view depends only on the ones before it); force
+// replaces them even when their SQL is unchanged, as after a migration changed the tables they read.
+func (w *Warehouse) ensureViews(ctx context.Context, force bool) error {
 	views, err := sqlfiles.Views("bigquery")
 	if err != nil {
 		return err
@@ -34,7 +35,7 @@ func (w *Warehouse) ensureViews(ctx context.Context) error {
 		digest := hex.EncodeToString(sum[:8])
 		table := ds.Table(v.Name)
 		md, err := table.Metadata(ctx)
-		if err == nil && md.Labels[viewLabel] == digest {
+		if err == nil && md.Labels[viewLabel] == digest && !force {
 			continue
 		}
 		if err != nil && !isStatus(err, http.StatusNotFound) {

@@ -2,11 +2,15 @@
 // configured, so the whole pipeline runs without a cloud account. It is the only package that imports the
 // DuckDB driver.
 //
-// A batch is loaded in one transaction that inserts each table's rows from the batch's Parquet file,
-// deduplicated inside the batch on the natural key and skipping keys already present (an anti-join on the
-// key), and records the batch in _sendpilot_batches. One loader at a time holds the data directory's lock, so
-// no other writer can slip a key in between. A crash before the commit
+// A batch is loaded in one transaction that inserts each table's rows from the batch's Parquet file, naming
+// every column, deduplicated inside the batch on the natural key and skipping keys already present (an
+// anti-join on the key), and records the batch in _sendpilot_batches. A Replace batch first deletes, in the
+// same transaction, the rows of every table whose event_id is one of the batch's events. One loader at a time
+// holds the data directory's lock, so no other writer can slip a key in between. A crash before the commit
 // leaves nothing; loading the batch again after the commit inserts nothing more.
+//
+// Before creating views and before each load, the tables are migrated to the schema of sql/duckdb/tables.sql
+// (see migrate): missing nullable columns are added and the version recorded in _sendpilot_schema.
 //
 // DuckDB lets one process write a database file at a time, so a Warehouse opens the file only for the
 // duration of Ensure/Load and Close releases it: other processes (sql, report, status) can open it between
@@ -49,12 +53,18 @@ type Warehouse struct {
 	// BusyTimeout bounds how long Open waits for another process to release the file (default 30 s).
 	BusyTimeout time.Duration
 	db          *sql.DB
+	// tables are the columns the warehouse writes, per table, and version the schema version they are:
+	// sql/duckdb/tables.sql and its recorded version (tests stand in for other releases with others).
+	tables  map[string][]sqlfiles.Column
+	version int
 }
 
 var _ load.Warehouse = (*Warehouse)(nil)
 
 // New returns a warehouse for the DuckDB file at path; nothing is opened yet.
-func New(path string) *Warehouse { return &Warehouse{path: path, BusyTimeout: 30 * time.Second} }
+func New(path string) *Warehouse {
+	return &Warehouse{path: path, BusyTimeout: 30 * time.Second, tables: currentTables, version: currentVersion}
+}
 
 // Name implements load.Warehouse.
 func (w *Warehouse) Name() string { return "duckdb:" + w.path }
@@ -145,7 +155,8 @@ func (w *Warehouse) open(ctx context.Context) error {
 	return nil
 }
 
-// Ensure implements load.Warehouse: it runs sql/duckdb/tables.sql and creates the batch log.
+// Ensure implements load.Warehouse: it runs sql/duckdb/tables.sql, creates the batch log, migrates the tables
+// to this release's schema and (re)creates the views.
 func (w *Warehouse) Ensure(ctx context.Context) error {
 	if err := w.open(ctx); err != nil {
 		return err
@@ -162,6 +173,15 @@ func (w *Warehouse) Ensure(ctx context.Context) error {
 	if _, err := w.db.ExecContext(ctx, batches); err != nil {
 		return fmt.Errorf("create batch log: %w", err)
 	}
+	if _, err := w.migrate(ctx); err != nil {
+		return err
+	}
+	return w.createViews(ctx)
+}
+
+// createViews creates or replaces the views of sql/duckdb/views.sql, in file order. DuckDB binds a view's
+// columns when it is created, so views are created again after the tables they read change.
+func (w *Warehouse) createViews(ctx context.Context) error {
 	views, err := sqlfiles.Views("duckdb")
 	if err != nil {
 		return err
@@ -180,6 +200,13 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 	if err := w.open(ctx); err != nil {
 		return res, err
 	}
+	if changed, err := w.migrate(ctx); err != nil {
+		return res, err
+	} else if changed {
+		if err := w.createViews(ctx); err != nil {
+			return res, err
+		}
+	}
 	// The transform has just left a heap of garbage: hand it back to the OS before DuckDB's memory comes on top.
 	debug.FreeOSMemory()
 	tx, err := w.db.BeginTx(ctx, nil)
@@ -195,6 +222,11 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 	if done > 0 {
 		return res, nil // committed before a crash; nothing more to do
 	}
+	if b.Replace {
+		if res.Replaced, err = replace(ctx, tx, b); err != nil {
+			return res, err
+		}
+	}
 	for _, table := range transform.Tables {
 		path, ok := b.Files[table]
 		if !ok || b.Rows[table] == 0 {
@@ -207,10 +239,10 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 		for _, k := range strings.Split(naturalKeys[table], ", ") {
 			match = append(match, fmt.Sprintf("t.%s = s.%s", k, k))
 		}
-		q := fmt.Sprintf(`INSERT INTO %[1]s
-SELECT * EXCLUDE (file_row_number) FROM read_parquet(%[2]s, file_row_number = true) s
-WHERE s.file_row_number IN (SELECT min(file_row_number) FROM read_parquet(%[2]s, file_row_number = true) GROUP BY %[3]s)
-  AND NOT EXISTS (SELECT 1 FROM %[1]s t WHERE %[4]s)`, table, quote(path), naturalKeys[table], strings.Join(match, " AND "))
+		q := fmt.Sprintf(`INSERT INTO %[1]s (%[5]s)
+SELECT %[5]s FROM read_parquet(%[2]s, file_row_number = true, hive_partitioning = false) s
+WHERE s.file_row_number IN (SELECT min(file_row_number) FROM read_parquet(%[2]s, file_row_number = true, hive_partitioning = false) GROUP BY %[3]s)
+  AND NOT EXISTS (SELECT 1 FROM %[1]s t WHERE %[4]s)`, table, quote(path), naturalKeys[table], strings.Join(match, " AND "), w.columnList(table))
 		r, err := tx.ExecContext(ctx, q)
 		if err != nil {
 			return res, classify(fmt.Errorf("insert %s: %w", table, err))
@@ -230,11 +262,45 @@ WHERE s.file_row_number IN (SELECT min(file_row_number) FROM read_parquet(%[2]s,
 	return res, nil
 }
 
-// classify marks errors that retrying cannot fix.
+// replace deletes, in tx, the rows of every table that belong to the batch's events (matched on event_id), so
+// that the batch's rows take their place: a lead list that shrank leaves no stale leads, experience or
+// education. It returns the rows deleted per table.
+func replace(ctx context.Context, tx *sql.Tx, b load.Batch) (map[string]int64, error) {
+	deleted := map[string]int64{}
+	events, ok := b.Files[transform.TableEvents]
+	if !ok || b.Rows[transform.TableEvents] == 0 {
+		return deleted, nil
+	}
+	for _, table := range transform.Tables {
+		r, err := tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE event_id IN (SELECT event_id FROM read_parquet(%s, hive_partitioning = false))`, table, quote(events)))
+		if err != nil {
+			return nil, fmt.Errorf("delete replaced %s: %w", table, err)
+		}
+		deleted[table], _ = r.RowsAffected()
+	}
+	return deleted, nil
+}
+
+// DuckDB's error classes (the prefix of its messages), by what the loader should do about them.
+var (
+	// dataErrors are about the values of the batch: the loader isolates the events that carry them. An Out of
+	// Memory Error is here too: loading the batch in halves is what makes it fit the memory cap.
+	dataErrors = []string{"Conversion Error", "Invalid Input Error", "Constraint Error", "Out of Memory Error"}
+	// systemicErrors are about the tables (a column or table the statement cannot bind): no batch gets past
+	// them, so loads pause.
+	systemicErrors = []string{"Binder Error", "Catalog Error"}
+)
+
+// classify marks errors that retrying the same statement cannot fix.
 func classify(err error) error {
 	msg := err.Error()
-	for _, permanent := range []string{"Conversion Error", "Binder Error", "Constraint Error", "Invalid Input Error", "Catalog Error"} {
-		if strings.Contains(msg, permanent) {
+	for _, c := range systemicErrors {
+		if strings.Contains(msg, c) {
+			return fmt.Errorf("%w: the warehouse tables do not match what this release writes (see docs/upgrading.md): %w", load.ErrSystemic, err)
+		}
+	}
+	for _, c := range dataErrors {
+		if strings.Contains(msg, c) {
 			return fmt.Errorf("%w: %w", load.ErrRejected, err)
 		}
 	}

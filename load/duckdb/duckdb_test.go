@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -104,5 +105,27 @@ func TestLoadWritesSmallRowGroupsWithOneThread(t *testing.T) {
 	}
 	if err := w.db.QueryRow("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('leads')").Scan(&groups); err != nil || groups < 3 {
 		t.Errorf("40,000 leads in %d row groups (%v), want at least 3", groups, err)
+	}
+}
+
+// DuckDB's error classes decide between isolating events (a value it cannot store, or a batch too big for
+// the memory cap: halves fit) and pausing loads (tables that do not match the release).
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		msg               string
+		rejected, systemc bool
+	}{
+		{"insert events: Invalid Input Error: Invalid string encoding found in Parquet file", true, false},
+		{"insert events: Conversion Error: Malformed JSON at byte 3 of input: no low surrogate", true, false},
+		{"insert leads: Out of Memory Error: could not allocate block of size 256.0 KiB (122.0 MiB/122.0 MiB used)", true, false},
+		{"insert events: Binder Error: table events has 47 columns but 48 values were supplied", false, true},
+		{"insert events: Catalog Error: Table with name events does not exist!", false, true},
+		{"begin load: IO Error: Could not set lock on file", false, false},
+	}
+	for _, tc := range tests {
+		err := classify(errors.New(tc.msg))
+		if errors.Is(err, load.ErrRejected) != tc.rejected || errors.Is(err, load.ErrSystemic) != tc.systemc {
+			t.Errorf("classify(%q) = %v", tc.msg, err)
+		}
 	}
 }
