@@ -30,7 +30,7 @@ type flattener struct {
 	badUTF8, badSurrogate bool
 	rep                   repairs // what was repaired in the event being written
 	stats                 Counts
-	keep          func(canonical, raw string, occurred int64, ok bool) bool
+	keep                  func(canonical, raw string, occurred int64, ok bool) bool
 }
 
 // Counts tallies what a run read and produced.
