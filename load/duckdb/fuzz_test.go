@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/valyala/fastjson"
@@ -147,20 +148,56 @@ func TestLoadHostileEvents(t *testing.T) {
 	}
 }
 
-// loadOne transforms line into a batch, loads it into a fresh DuckDB file and checks that it became one
-// events row and, unless want is nil, the child rows want says.
+// fuzzWarehouse is one DuckDB file per test process, emptied after each input: opening a file and creating
+// the schema for every input made the fuzz target a hundred times slower. TestMain removes it.
+var fuzzWarehouse struct {
+	once sync.Once
+	dir  string
+	w    *Warehouse
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fuzzWarehouse.w != nil {
+		fuzzWarehouse.w.Close()
+		os.RemoveAll(fuzzWarehouse.dir)
+	}
+	os.Exit(code)
+}
+
+func sharedWarehouse(t *testing.T) *Warehouse {
+	t.Helper()
+	fw := &fuzzWarehouse
+	fw.once.Do(func() {
+		if fw.dir, fw.err = os.MkdirTemp("", "duckdb-fuzz-"); fw.err != nil {
+			return
+		}
+		fw.w = New(filepath.Join(fw.dir, "w.duckdb"))
+		fw.err = fw.w.Ensure(context.Background())
+	})
+	if fw.err != nil {
+		t.Fatal(fw.err)
+	}
+	return fw.w
+}
+
+// loadOne transforms line into a batch, loads it into the shared DuckDB file and checks that it became one
+// events row and, unless want is nil, the child rows want says; every row must read back through the sql
+// command's query path and print in every format. It empties the file afterwards.
 func loadOne(t *testing.T, line []byte, want *expected) {
 	t.Helper()
 	ctx := context.Background()
+	w := sharedWarehouse(t)
+	defer func() {
+		for _, table := range append(transform.Tables, "_sendpilot_batches") {
+			if _, err := w.db.ExecContext(ctx, "DELETE FROM "+table); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}()
 	b := loadtest.BatchFrom(t, "fuzz", string(line))
-	path := filepath.Join(t.TempDir(), "w.duckdb")
-	w := New(path)
-	if err := w.Ensure(ctx); err != nil {
-		w.Close()
-		t.Fatal(err)
-	}
 	if _, err := w.Load(ctx, b); err != nil {
-		w.Close()
 		t.Fatalf("the warehouse refused the batch of %.300q: %v", line, err)
 	}
 	got := expected{
@@ -168,15 +205,23 @@ func loadOne(t *testing.T, line []byte, want *expected) {
 		experience: count(t, w, "SELECT count(*) FROM experience"),
 		education:  count(t, w, "SELECT count(*) FROM education"),
 	}
-	events := count(t, w, "SELECT count(*) FROM events")
-	w.Close()
-	if events != 1 || want != nil && got != *want {
+	if events := count(t, w, "SELECT count(*) FROM events"); events != 1 || want != nil && got != *want {
 		t.Fatalf("%.300q became %d events and %+v, want 1 and %+v", line, events, got, want)
 	}
+	conn, err := w.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
 	for _, table := range transform.Tables {
-		res, err := Query(ctx, path, "SELECT * FROM "+table, QueryOptions{})
+		rows, err := conn.QueryContext(ctx, jsonAsText(ctx, conn, "SELECT * FROM "+table))
 		if err != nil {
 			t.Fatalf("query %s: %v", table, err)
+		}
+		res, err := readResult(rows)
+		rows.Close()
+		if err != nil {
+			t.Fatalf("read %s: %v", table, err)
 		}
 		for _, format := range sqlfiles.Formats {
 			if err := res.Write(io.Discard, format); err != nil {
