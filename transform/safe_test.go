@@ -226,3 +226,52 @@ func TestCutText(t *testing.T) {
 		}
 	}
 }
+
+// FuzzValuesInBigQueryDomains sends any line through the transform: whatever it writes is inside BigQuery's
+// documented domains (domain_test.go), and nothing is lost (each non-empty line is an event or quarantined).
+//
+//	go test -run='^$' -fuzz=FuzzValuesInBigQueryDomains -fuzztime=30s ./transform
+func FuzzValuesInBigQueryDomains(f *testing.F) {
+	raw, err := os.ReadFile("testdata/hostile.ndjson")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, l := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		f.Add(l)
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if bytes.ContainsAny(line, "\r\n") {
+			t.Skip("one line at a time")
+		}
+		dir := t.TempDir()
+		in := filepath.Join(dir, "in.ndjson")
+		if err := os.WriteFile(in, append(line, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := Files(context.Background(), []string{in}, filepath.Join(dir, "out"), Options{Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bytes.TrimSpace(line)) > 0 && res.Counts.Events+res.Counts.Quarantined != 1 {
+			t.Fatalf("%q: counts %+v, want one event or one quarantined line", line, res.Counts)
+		}
+		for _, d := range tableDefs {
+			jsonCols := map[string]bool{}
+			for _, c := range d.columns {
+				jsonCols[c.name] = c.json
+			}
+			tbl, err := readTable(res.Table(d.name).Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := array.NewTableReader(tbl, 1<<10)
+			for tr.Next() {
+				if err := checkBigQueryDomains(tr.RecordBatch(), jsonCols); err != nil {
+					t.Errorf("%q: %s: %v", line, d.name, err)
+				}
+			}
+			tr.Release()
+			tbl.Release()
+		}
+	})
+}
