@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -50,6 +51,13 @@ func runHostile(t *testing.T) (Result, map[string]map[string]any) {
 	lines := int64(bytes.Count(hostile, []byte("\n")) + len(hugeLines()))
 	if res.Counts.Events != lines || res.Counts.Quarantined != 0 {
 		t.Errorf("counts %+v: want each of the %d hostile lines to be one event and none quarantined", res.Counts, lines)
+	}
+	// The loader writes the occurred_at range into the batch manifest as JSON times, which must be
+	// representable (a year past 9999 made the manifest unwritable and stopped every later load).
+	for _, us := range []int64{res.Counts.MinOccurred, res.Counts.MaxOccurred} {
+		if _, err := time.UnixMicro(us).UTC().MarshalJSON(); err != nil || us < bqMinTimestamp || us > bqMaxTimestamp {
+			t.Errorf("occurred_at bound %d µs: %v", us, err)
+		}
 	}
 	out, err := ReadParquetJSON(res.Table(TableEvents).Path)
 	if err != nil {
