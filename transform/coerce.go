@@ -83,12 +83,14 @@ var timeLayouts = []string{
 
 // timeOf reads a timestamp as Unix microseconds from an RFC 3339 string (with or without fraction and offset,
 // "T" or space) or from a number of Unix seconds or milliseconds. A time outside BigQuery's TIMESTAMP range
-// (see safe.go) is not read: ok is false and outOfRange true.
+// (see safe.go) is not read.
 func timeOf(v *fastjson.Value) (us int64, ok bool) {
 	us, ok, _ = readTime(v)
 	return us, ok
 }
 
+// readTime is timeOf that also says why a time was not read: outOfRange is true for a time it could read
+// that lies outside the TIMESTAMP range, false for a value that is no time at all.
 func readTime(v *fastjson.Value) (us int64, ok, outOfRange bool) {
 	switch v.Type() {
 	case fastjson.TypeString:
