@@ -353,7 +353,7 @@ func (f *flattener) marshalWithout(dst []byte, v *fastjson.Value, table, col, sk
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = envelope.AppendString(dst, bytesString(k))
+		dst = appendJSONString(dst, k)
 		dst = append(dst, ':')
 		dst = appendJSON(dst, val, &f.rep, table, col)
 	})
@@ -367,7 +367,7 @@ func (f *flattener) addExtra(k []byte, v *fastjson.Value) {
 	} else {
 		f.extra = append(f.extra, ',')
 	}
-	f.extra = envelope.AppendString(f.extra, bytesString(k))
+	f.extra = appendJSONString(f.extra, k)
 	f.extra = append(f.extra, ':')
 	f.extra = appendJSON(f.extra, v, &f.rep, TableEvents, eventsColumns[evExtra].name)
 }

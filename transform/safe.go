@@ -2,6 +2,7 @@ package transform
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -178,7 +179,7 @@ func appendJSON(dst []byte, v *fastjson.Value, rep *repairs, table, col string) 
 				dst = append(dst, ',')
 			}
 			first = false
-			dst = envelope.AppendString(dst, bytesString(k))
+			dst = appendJSONString(dst, k)
 			dst = append(dst, ':')
 			dst = appendJSON(dst, val, rep, table, col)
 		})
@@ -195,7 +196,7 @@ func appendJSON(dst []byte, v *fastjson.Value, rep *repairs, table, col string) 
 		return append(dst, ']')
 	case fastjson.TypeString:
 		b, _ := v.StringBytes()
-		return envelope.AppendString(dst, bytesString(b))
+		return appendJSONString(dst, b)
 	case fastjson.TypeNumber:
 		start := len(dst)
 		dst = v.MarshalTo(dst)
@@ -210,6 +211,38 @@ func appendJSON(dst []byte, v *fastjson.Value, rep *repairs, table, col string) 
 	default:
 		return v.MarshalTo(dst) // true, false, null
 	}
+}
+
+// appendJSONString appends b as a JSON string. Strings here come from cleaned lines, so they are valid UTF-8
+// and most need no escape: those are copied as they are, found eight bytes at a time; the others are quoted
+// by envelope.AppendString, which owns JSON escaping.
+func appendJSONString(dst, b []byte) []byte {
+	if !needsEscape(b) {
+		dst = append(dst, '"')
+		dst = append(dst, b...)
+		return append(dst, '"')
+	}
+	return envelope.AppendString(dst, bytesString(b))
+}
+
+// needsEscape reports whether b holds a byte JSON strings escape: a control character, '"' or '\\'.
+func needsEscape(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		// A byte below 0x20, or a zero byte of q or bs (https://graphics.stanford.edu/~seander/bithacks.html#HasLessInWord).
+		if (x-ones*0x20)&^x&highs != 0 || (q-ones)&^q&highs != 0 || (bs-ones)&^bs&highs != 0 {
+			return true
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return true
+		}
+	}
+	return false
 }
 
 // safeNumber reports whether s is an RFC 8259 number (https://www.rfc-editor.org/rfc/rfc8259#section-6) that

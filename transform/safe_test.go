@@ -270,3 +270,20 @@ func FuzzValuesInBigQueryDomains(f *testing.F) {
 		checkOutputDomains(t, res, fmt.Sprintf("%q: ", line))
 	})
 }
+
+// needsEscape finds every byte JSON escapes, at every position of a word and of the tail.
+func TestNeedsEscape(t *testing.T) {
+	for c := range 256 {
+		want := c < 0x20 || c == '"' || c == '\\'
+		for pos := range 19 {
+			b := bytes.Repeat([]byte("a"), 19)
+			b[pos] = byte(c)
+			if got := needsEscape(b); got != want {
+				t.Fatalf("needsEscape with byte %#x at %d = %v, want %v", c, pos, got, want)
+			}
+		}
+	}
+	if needsEscape([]byte("plain ascii and é 😀 ÿ\u2028 text, long enough for words")) {
+		t.Error("needsEscape flags text with nothing to escape")
+	}
+}
