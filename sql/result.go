@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -101,10 +102,7 @@ func (r *Result) writeJSON(w io.Writer) error {
 			k, _ := json.Marshal(r.Columns[i])
 			buf.Write(k)
 			buf.WriteString(":")
-			if t, ok := v.(time.Time); ok {
-				v = formatTime(t)
-			}
-			val, err := json.Marshal(v)
+			val, err := json.Marshal(jsonable(v))
 			if err != nil {
 				return fmt.Errorf("write json: column %s: %w", r.Columns[i], err)
 			}
@@ -127,14 +125,55 @@ func text(v any) string {
 	case time.Time:
 		return formatTime(x)
 	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
+		return formatFloat(x)
 	case []any, map[string]any:
-		b, err := json.Marshal(x)
+		b, err := json.Marshal(jsonable(x))
 		if err == nil {
 			return string(b)
 		}
 	}
 	return fmt.Sprint(v)
+}
+
+// jsonable returns v in a form encoding/json always encodes: times as text, and the FLOAT64 values JSON has
+// no number for (both warehouses hold them) as the strings BigQuery's API uses for them, "NaN", "Infinity"
+// and "-Infinity". Strings need nothing: encoding/json writes NUL and control characters as escapes, and
+// invalid UTF-8 as U+FFFD.
+func jsonable(v any) any {
+	switch x := v.(type) {
+	case time.Time:
+		return formatTime(x)
+	case float64:
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return formatFloat(x)
+		}
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonable(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = jsonable(e)
+		}
+		return out
+	}
+	return v
+}
+
+// formatFloat writes a float in full, without an exponent, and the non-finite ones as BigQuery names them.
+func formatFloat(x float64) string {
+	switch {
+	case math.IsNaN(x):
+		return "NaN"
+	case math.IsInf(x, 1):
+		return "Infinity"
+	case math.IsInf(x, -1):
+		return "-Infinity"
+	}
+	return strconv.FormatFloat(x, 'f', -1, 64)
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.999999Z") }

@@ -22,8 +22,10 @@ func textOf(v *fastjson.Value, scratch []byte) (text []byte, ok bool) {
 		return b, true
 	case fastjson.TypeNull:
 		return nil, false
-	case fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse, fastjson.TypeObject, fastjson.TypeArray:
+	case fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse:
 		return v.MarshalTo(scratch[:0]), true
+	case fastjson.TypeObject, fastjson.TypeArray:
+		return appendJSON(scratch[:0], v, nil, "", ""), true
 	}
 	return nil, false
 }
@@ -80,34 +82,50 @@ var timeLayouts = []string{
 }
 
 // timeOf reads a timestamp as Unix microseconds from an RFC 3339 string (with or without fraction and offset,
-// "T" or space) or from a number of Unix seconds or milliseconds.
-func timeOf(v *fastjson.Value) (int64, bool) {
+// "T" or space) or from a number of Unix seconds or milliseconds. A time outside BigQuery's TIMESTAMP range
+// (see safe.go) is not read.
+func timeOf(v *fastjson.Value) (us int64, ok bool) {
+	us, ok, _ = readTime(v)
+	return us, ok
+}
+
+// readTime is timeOf that also says why a time was not read: outOfRange is true for a time it could read
+// that lies outside the TIMESTAMP range, false for a value that is no time at all.
+func readTime(v *fastjson.Value) (us int64, ok, outOfRange bool) {
 	switch v.Type() {
 	case fastjson.TypeString:
 		b, _ := v.StringBytes()
 		return parseTime(b)
 	case fastjson.TypeNumber:
 		f, err := v.Float64()
-		if err != nil || f <= 0 || f > 1e15 {
-			return 0, false
+		if err != nil || math.IsNaN(f) || f <= 0 {
+			return 0, false, false
 		}
 		if f >= 1e11 { // milliseconds
-			return int64(f * 1e3), true
+			f *= 1e3
+		} else {
+			f *= 1e6
 		}
-		return int64(f * 1e6), true
+		if f > maxTimestampMicros {
+			return 0, false, true
+		}
+		return int64(f), true, false
 	}
-	return 0, false
+	return 0, false, false
 }
 
-func parseTime(b []byte) (int64, bool) {
+func parseTime(b []byte) (us int64, ok, outOfRange bool) {
 	s := string(bytes.TrimSpace(b))
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UnixMicro(), true
+	t, err := time.Parse(time.RFC3339Nano, s)
+	for i := 0; err != nil && i < len(timeLayouts); i++ {
+		t, err = time.Parse(timeLayouts[i], s)
 	}
-	for _, layout := range timeLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UnixMicro(), true
-		}
+	if err != nil {
+		return 0, false, false
 	}
-	return 0, false
+	us = t.UnixMicro()
+	if us < minTimestampMicros || us > maxTimestampMicros {
+		return 0, false, true
+	}
+	return us, true, false
 }

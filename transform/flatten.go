@@ -26,8 +26,12 @@ type flattener struct {
 	quarantine    []byte   // NDJSON quarantine records
 	scratch       []byte
 	extra         []byte
-	stats         Counts
-	keep          func(canonical, raw string, occurred int64, ok bool) bool
+	clean         []byte // the current line, or an envelope's payload_text, made safe to parse (cleanLine)
+	// badUTF8 and badSurrogate say what cleanLine replaced in the line being processed.
+	badUTF8, badSurrogate bool
+	rep                   repairs // what was repaired in the event being written
+	stats                 Counts
+	keep                  func(canonical, raw string, occurred int64, ok bool) bool
 }
 
 // Counts tallies what a run read and produced.
@@ -68,7 +72,7 @@ func (c *Counts) observe(us int64) {
 func newFlattener(mem memory.Allocator) *flattener {
 	f := &flattener{}
 	for i, d := range tableDefs {
-		f.tables[i] = newRows(mem, d)
+		f.tables[i] = newRows(mem, d, &f.rep)
 	}
 	return f
 }
@@ -99,7 +103,8 @@ func (f *flattener) line(raw []byte, src source) {
 		return
 	}
 	raw = rec
-	v, err := f.parser.ParseBytes(raw)
+	f.badUTF8, f.badSurrogate = false, false
+	v, err := f.parse(&f.parser, raw)
 	if err != nil {
 		f.reject(raw, src, "invalid JSON: "+err.Error())
 		return
@@ -123,11 +128,24 @@ func (f *flattener) line(raw []byte, src source) {
 	}
 }
 
+// parse parses b with p, first making its text safe (cleanLine) if it needs to be; what was replaced is
+// recorded in f.badUTF8 and f.badSurrogate. The parser copies its input, so f.clean can be reused at once.
+func (f *flattener) parse(p *fastjson.Parser, b []byte) (*fastjson.Value, error) {
+	if !needsCleaning(b) {
+		return p.ParseBytes(b)
+	}
+	var u, s bool
+	f.clean, u, s = cleanLine(f.clean[:0], b)
+	f.badUTF8, f.badSurrogate = f.badUTF8 || u, f.badSurrogate || s
+	return p.ParseBytes(f.clean)
+}
+
 // envelopeInfo is what a buffer envelope adds to its event.
 type envelopeInfo struct {
-	receivedAt int64
-	hasRecv    bool
-	signature  []byte
+	receivedAt     int64
+	hasRecv        bool
+	recvOutOfRange bool
+	signature      []byte
 }
 
 var noEnvelope envelopeInfo
@@ -135,7 +153,7 @@ var noEnvelope envelopeInfo
 func (f *flattener) envelope(raw []byte, obj *fastjson.Object, src source) {
 	var info envelopeInfo
 	if r := obj.Get("received_at"); r != nil {
-		info.receivedAt, info.hasRecv = timeOf(r)
+		info.receivedAt, info.hasRecv, info.recvOutOfRange = readTime(r)
 	}
 	if s := obj.Get("signature"); s != nil {
 		info.signature, _ = s.StringBytes()
@@ -152,7 +170,7 @@ func (f *flattener) envelope(raw []byte, obj *fastjson.Object, src source) {
 	}
 	if t := obj.Get("payload_text"); t != nil {
 		text, _ := t.StringBytes()
-		if p, err := f.inner.ParseBytes(text); err == nil && fastjson.ValidateBytes(text) == nil {
+		if p, err := f.parse(&f.inner, text); err == nil && fastjson.ValidateBytes(text) == nil {
 			f.event(raw, p, src, info)
 			return
 		}
@@ -224,6 +242,13 @@ func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelop
 	}
 	var idV, typeV, tsV, wsV, dataV *fastjson.Value
 	f.extra = f.extra[:0]
+	f.rep.reset()
+	if f.badUTF8 {
+		f.rep.add(RepairUTF8, TableEvents, "")
+	}
+	if f.badSurrogate {
+		f.rep.add(RepairSurrogate, TableEvents, "")
+	}
 	obj.Visit(func(k []byte, val *fastjson.Value) {
 		switch string(k) {
 		case "eventId", "event_id":
@@ -232,8 +257,11 @@ func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelop
 			typeV = val
 		case "timestamp":
 			tsV = val
-			if _, ok := timeOf(val); !ok && val.Type() != fastjson.TypeNull {
+			if _, ok, outOfRange := readTime(val); !ok && val.Type() != fastjson.TypeNull {
 				f.addExtra(k, val) // not a time we can read: keep it as sent
+				if outOfRange {
+					f.rep.add(RepairTimestamp, TableEvents, eventsColumns[evOccurredAt].name)
+				}
 			}
 		case "workspaceId", "workspace_id":
 			wsV = val
@@ -278,6 +306,8 @@ func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelop
 	}
 	if env.hasRecv {
 		ev.putTime(evReceivedAt, env.receivedAt)
+	} else if env.recvOutOfRange {
+		f.rep.add(RepairTimestamp, TableEvents, eventsColumns[evReceivedAt].name)
 	}
 	if wsV != nil {
 		f.putText(ev, evWorkspaceID, wsV)
@@ -288,15 +318,24 @@ func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelop
 	if len(f.extra) > 0 {
 		ev.putStr(evExtra, append(f.extra, '}'))
 	}
-	ev.putString(evSourceFile, src.file)
+	if utf8.ValidString(src.file) {
+		ev.putString(evSourceFile, src.file)
+	} else {
+		ev.putString(evSourceFile, strings.ToValidUTF8(src.file, "\uFFFD"))
+	}
 	ev.putInt(evSourceLine, src.line)
 
 	if dataV != nil {
-		f.scratch = marshalWithout(f.scratch[:0], dataV, "leads", "")
+		f.scratch = f.marshalWithout(f.scratch[:0], dataV, TableEvents, eventsColumns[evData].name, "leads", "")
 		ev.putStr(evData, f.scratch)
 		if data, err := dataV.Object(); err == nil {
 			p := parent{eventID: id, eventType: canonical, occurred: occurred, hasOccurred: hasOccurred}
 			f.data(ev, data, p)
+		}
+	}
+	if l, ok := ev.startList(evRepairs); ok {
+		for _, r := range f.rep.list {
+			l.add([]byte(r))
 		}
 	}
 	ev.endRow()
@@ -305,11 +344,12 @@ func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelop
 
 // marshalWithout appends v as JSON, leaving out the keys named (when v is an object and their value is an
 // array): those arrays become rows of their own table, each element kept whole in its JSON column, so
-// repeating them here would store every lead twice. Keys are kept in their original order.
-func marshalWithout(dst []byte, v *fastjson.Value, skip1, skip2 string) []byte {
+// repeating them here would store every lead twice. Keys are kept in their original order. It writes
+// warehouse-safe JSON (appendJSON), recording repairs as of table.col.
+func (f *flattener) marshalWithout(dst []byte, v *fastjson.Value, table, col, skip1, skip2 string) []byte {
 	obj, err := v.Object()
 	if err != nil {
-		return v.MarshalTo(dst)
+		return appendJSON(dst, v, &f.rep, table, col)
 	}
 	dst = append(dst, '{')
 	first := true
@@ -321,9 +361,9 @@ func marshalWithout(dst []byte, v *fastjson.Value, skip1, skip2 string) []byte {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = envelope.AppendString(dst, string(k))
+		dst = appendJSONString(dst, k)
 		dst = append(dst, ':')
-		dst = val.MarshalTo(dst)
+		dst = appendJSON(dst, val, &f.rep, table, col)
 	})
 	return append(dst, '}')
 }
@@ -335,9 +375,9 @@ func (f *flattener) addExtra(k []byte, v *fastjson.Value) {
 	} else {
 		f.extra = append(f.extra, ',')
 	}
-	f.extra = envelope.AppendString(f.extra, string(k))
+	f.extra = appendJSONString(f.extra, k)
 	f.extra = append(f.extra, ':')
-	f.extra = v.MarshalTo(f.extra)
+	f.extra = appendJSON(f.extra, v, &f.rep, TableEvents, eventsColumns[evExtra].name)
 }
 
 // parent is what child rows inherit from their event.
@@ -450,7 +490,7 @@ func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 	if p.jobID != nil {
 		ld.putStr(ldJobID, p.jobID)
 	}
-	f.scratch = marshalWithout(f.scratch[:0], v, "experience", "education")
+	f.scratch = f.marshalWithout(f.scratch[:0], v, TableLeads, leadsColumns[ldLead].name, "experience", "education")
 	ld.putStr(ldLead, f.scratch)
 	defer ld.endRow()
 	obj, err := v.Object()
@@ -472,10 +512,10 @@ func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 			f.putInt(ld, ldFollowers, val)
 		case "skills":
 			if arr, err := val.Array(); err == nil {
-				if sb := ld.startList(ldSkills); sb != nil {
+				if l, ok := ld.startList(ldSkills); ok {
 					for _, s := range arr {
 						if b, ok := textOf(s, f.scratch); ok {
-							sb.BinaryBuilder.Append(b)
+							l.add(b)
 						}
 					}
 				}
@@ -615,7 +655,7 @@ func (f *flattener) child(c *childTable, v *fastjson.Value, index, pos int64, p 
 	if p.hasOccurred {
 		t.putTime(c.occurredAt, p.occurred)
 	}
-	f.scratch = v.MarshalTo(f.scratch[:0])
+	f.scratch = appendJSON(f.scratch[:0], v, &f.rep, tableDefs[c.table].name, tableDefs[c.table].columns[c.element].name)
 	t.putStr(c.element, f.scratch)
 	if obj, err := v.Object(); err == nil {
 		obj.Visit(func(k []byte, val *fastjson.Value) {
@@ -651,8 +691,14 @@ func (f *flattener) putFloat(t *rows, col int, v *fastjson.Value) {
 	}
 }
 
+// putTime puts a time into a TIMESTAMP column; a time outside the range both warehouses hold leaves it null
+// and is recorded as a repair (the value as sent is in the row's JSON column).
 func (f *flattener) putTime(t *rows, col int, v *fastjson.Value) {
-	if us, ok := timeOf(v); ok {
+	us, ok, outOfRange := readTime(v)
+	switch {
+	case ok:
 		t.putTime(col, us)
+	case outOfRange && !t.filled[col]:
+		f.rep.add(RepairTimestamp, t.def.name, t.def.columns[col].name)
 	}
 }

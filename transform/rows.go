@@ -8,9 +8,11 @@ import (
 
 // rows builds one table's record batch a row at a time. Values are appended to their column's builder as they
 // are found, in any order; endRow appends null to every column the row did not fill. The first value put in a
-// column wins, so a key repeated inside one object cannot shift the columns.
+// column wins, so a key repeated inside one object cannot shift the columns. Text is bounded as safe.go says;
+// what was cut or left out is recorded in rep, shared by the tables of one flattener.
 type rows struct {
 	def    *tableDef
+	rep    *repairs
 	rb     *array.RecordBuilder
 	str    []*array.StringBuilder
 	i64    []*array.Int64Builder
@@ -23,8 +25,8 @@ type rows struct {
 	bytes  int
 }
 
-func newRows(mem memory.Allocator, def *tableDef) *rows {
-	r := &rows{def: def, rb: array.NewRecordBuilder(mem, def.schema)}
+func newRows(mem memory.Allocator, def *tableDef, rep *repairs) *rows {
+	r := &rows{def: def, rep: rep, rb: array.NewRecordBuilder(mem, def.schema)}
 	k := len(def.columns)
 	r.str, r.i64, r.f64 = make([]*array.StringBuilder, k), make([]*array.Int64Builder, k), make([]*array.Float64Builder, k)
 	r.ts, r.bools, r.lists = make([]*array.TimestampBuilder, k), make([]*array.BooleanBuilder, k), make([]*array.ListBuilder, k)
@@ -58,10 +60,23 @@ func (r *rows) claim(col int) bool {
 }
 
 func (r *rows) putStr(col int, b []byte) {
-	if r.claim(col) {
-		r.str[col].BinaryBuilder.Append(b)
-		r.bytes += len(b)
+	if !r.claim(col) {
+		return
 	}
+	if len(b) > maxTextBytes {
+		c := &r.def.columns[col]
+		switch {
+		case !c.json:
+			b = cutText(b, maxTextBytes)
+			r.rep.add(RepairTruncated, r.def.name, c.name)
+		case len(b) > maxJSONBytes:
+			r.rep.add(RepairOmitted, r.def.name, c.name)
+			r.str[col].AppendNull()
+			return
+		}
+	}
+	r.str[col].BinaryBuilder.Append(b)
+	r.bytes += len(b)
 }
 
 func (r *rows) putString(col int, s string) {
@@ -99,14 +114,37 @@ func (r *rows) putBool(col int, v bool) {
 	}
 }
 
-// startList opens the list in col for this row and returns the builder for its elements, or nil if the column
-// is already filled.
-func (r *rows) startList(col int) *array.StringBuilder {
+// startList opens the list in col for this row and returns it; ok is false if the column is already filled.
+func (r *rows) startList(col int) (l list, ok bool) {
 	if !r.claim(col) {
-		return nil
+		return list{}, false
 	}
 	r.lists[col].Append(true)
-	return r.lists[col].ValueBuilder().(*array.StringBuilder)
+	return list{r: r, col: col, b: r.lists[col].ValueBuilder().(*array.StringBuilder)}, true
+}
+
+// list appends the elements of one row's list column, at most maxTextBytes of them in all; the rest are left
+// out and recorded as a truncation of the column.
+type list struct {
+	r     *rows
+	col   int
+	b     *array.StringBuilder
+	bytes int
+	full  bool
+}
+
+func (l *list) add(s []byte) {
+	if l.full {
+		return
+	}
+	if l.bytes+len(s) > maxTextBytes {
+		l.full = true
+		l.r.rep.add(RepairTruncated, l.r.def.name, l.r.def.columns[l.col].name)
+		return
+	}
+	l.bytes += len(s)
+	l.r.bytes += len(s)
+	l.b.BinaryBuilder.Append(s)
 }
 
 // endRow completes the row with nulls.

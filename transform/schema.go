@@ -31,6 +31,9 @@ type column struct {
 	nullable bool
 	// dict asks for Parquet dictionary encoding: worth it for low-cardinality strings only.
 	dict bool
+	// json marks a STRING column holding JSON text (JSON in the warehouse): a value too large for it is left
+	// NULL rather than cut, since cut JSON is not JSON.
+	json bool
 }
 
 func key(name string, typ arrow.DataType) column { return column{name: name, typ: typ} }
@@ -38,6 +41,7 @@ func opt(name string, typ arrow.DataType) column { return column{name: name, typ
 func optDict(name string, typ arrow.DataType) column {
 	return column{name: name, typ: typ, nullable: true, dict: true}
 }
+func optJSON(name string) column { return column{name: name, typ: strType, nullable: true, json: true} }
 
 // Column indexes of the events table; the order is the schema's.
 const (
@@ -89,6 +93,7 @@ const (
 	evExtra
 	evSourceFile
 	evSourceLine
+	evRepairs
 	evColumns
 )
 
@@ -137,10 +142,11 @@ var eventsColumns = [evColumns]column{
 	evResultsURL:          opt("results_url", strType),
 	evLeadCount:           opt("lead_count", i64Type),
 	evSignature:           optDict("signature", strType),
-	evData:                opt("data", strType),
-	evExtra:               opt("extra", strType),
+	evData:                optJSON("data"),
+	evExtra:               optJSON("extra"),
 	evSourceFile:          {name: "source_file", typ: strType, dict: true},
 	evSourceLine:          key("source_line", i64Type),
+	evRepairs:             opt("repairs", listStr),
 }
 
 // Column indexes of the leads table.
@@ -214,7 +220,7 @@ var leadsColumns = [ldColumns]column{
 	ldSkills:             opt("skills", listStr),
 	ldExperienceCount:    opt("experience_count", i64Type),
 	ldEducationCount:     opt("education_count", i64Type),
-	ldLead:               opt("lead", strType),
+	ldLead:               optJSON("lead"),
 }
 
 // Column indexes of the experience table.
@@ -248,7 +254,7 @@ var experienceColumns = [exColumns]column{
 	exStartDate:   opt("start_date", strType),
 	exEndDate:     opt("end_date", strType),
 	exDescription: opt("description", strType),
-	exElement:     opt("element", strType),
+	exElement:     optJSON("element"),
 }
 
 // Column indexes of the education table.
@@ -278,7 +284,7 @@ var educationColumns = [edColumns]column{
 	edFieldOfStudy: opt("field_of_study", strType),
 	edStartDate:    opt("start_date", strType),
 	edEndDate:      opt("end_date", strType),
-	edElement:      opt("element", strType),
+	edElement:      optJSON("element"),
 }
 
 // tableDef ties a table's name to its columns.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -134,4 +135,44 @@ func TestHoldWarehouse(t *testing.T) {
 	fmt.Println("held")
 	time.Sleep(time.Second)
 	db.Close()
+}
+
+// sql and report print every value a warehouse holds: the hostile events of the transform's tests (invalid
+// UTF-8, lone surrogates, control characters, NUL, 1e400, timestamps out of range), backfilled for real, and
+// values the transform never writes but a warehouse can hold (1e400 in a JSON column, infinite floats).
+func TestSQLAndReportPrintHostileValues(t *testing.T) {
+	dir := t.TempDir()
+	hostile := "../../transform/testdata/hostile.ndjson"
+	if out, err := exec.Command(binary, "backfill", "--data-dir", dir, hostile).CombinedOutput(); err != nil {
+		t.Fatalf("backfill: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(hostile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Count(string(raw), "\n")
+	for _, format := range sqlfiles.Formats {
+		for _, q := range []string{
+			"SELECT * FROM events ORDER BY source_line",
+			`SELECT '{"n":1e400,"m":[-1e999]}'::JSON AS j, 'inf'::DOUBLE AS f, 'nan'::DOUBLE AS g, 'a' || chr(0) || chr(1) AS z, [ 'inf'::DOUBLE ] AS l`,
+		} {
+			code, stdout, stderr := runIn(t, "sql", q, "--data-dir", dir, "--format", format)
+			if code != 0 {
+				t.Errorf("sql %q --format %s: exit %d: %s", q, format, code, stderr)
+			}
+			if format == "json" && !json.Valid([]byte(stdout)) {
+				t.Errorf("sql %q --format json printed no JSON:\n%.300s", q, stdout)
+			}
+		}
+		reports, _ := sqlfiles.Reports()
+		for _, r := range reports {
+			if code, _, stderr := runIn(t, "report", r.Name, "--data-dir", dir, "--format", format); code != 0 {
+				t.Errorf("report %s --format %s: exit %d: %s", r.Name, format, code, stderr)
+			}
+		}
+	}
+	code, stdout, stderr := runIn(t, "sql", "SELECT count(*) AS n, count(*) FILTER (WHERE len(repairs) > 0) AS repaired FROM events", "--data-dir", dir, "--format", "csv")
+	if want := fmt.Sprintf("n,repaired\n%d,", lines); code != 0 || !strings.HasPrefix(stdout, want) || strings.HasPrefix(stdout, want+"0\n") {
+		t.Errorf("every hostile line loaded, some repaired: exit %d, %q (want %q…), %s", code, stdout, want, stderr)
+	}
 }

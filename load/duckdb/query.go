@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -51,13 +53,59 @@ func Query(ctx context.Context, path, query string, opts QueryOptions) (*sqlfile
 	if _, err := conn.ExecContext(ctx, "SET TimeZone = 'UTC'"); err != nil {
 		return nil, fmt.Errorf("set time zone: %w", err)
 	}
-	rows, err := conn.QueryContext(ctx, query)
+	rows, err := conn.QueryContext(ctx, jsonAsText(ctx, conn, query))
 	if err != nil {
 		return nil, fmt.Errorf("run query: %w", err)
 	}
 	defer rows.Close()
 	return readResult(rows)
 }
+
+// jsonAsText returns query rewritten so that JSON values come back as their text, or query itself when it
+// has no JSON column or cannot be described (a statement that is not a query). The driver decodes a JSON
+// value into Go values with encoding/json, which fails on numbers beyond float64 (1e400), reorders object
+// keys and rounds wide integers; as text every value a JSON column holds prints exactly as stored, which is
+// also the form BigQuery's client returns. Columns are addressed by position (#n), so duplicate or odd names
+// keep working, and JSON nested in a LIST or STRUCT becomes VARCHAR in the same shape.
+func jsonAsText(ctx context.Context, conn *sql.Conn, query string) string {
+	inner := strings.TrimRight(strings.TrimSpace(query), "; \t\r\n")
+	rows, err := conn.QueryContext(ctx, "DESCRIBE ("+inner+"\n)")
+	if err != nil {
+		return query
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil || len(cols) < 2 {
+		return query
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var exprs []string
+	changed := false
+	for n := 1; rows.Next(); n++ {
+		if rows.Scan(ptrs...) != nil {
+			return query
+		}
+		name, _ := vals[0].(string)
+		typ, _ := vals[1].(string)
+		expr := fmt.Sprintf("#%d", n)
+		if jsonType.MatchString(typ) {
+			expr = fmt.Sprintf("CAST(#%d AS %s)", n, jsonType.ReplaceAllString(typ, "VARCHAR"))
+			changed = true
+		}
+		exprs = append(exprs, expr+` AS "`+strings.ReplaceAll(name, `"`, `""`)+`"`)
+	}
+	if rows.Err() != nil || !changed {
+		return query
+	}
+	return "SELECT " + strings.Join(exprs, ", ") + " FROM (" + inner + "\n)"
+}
+
+// jsonType finds JSON in a DuckDB type name such as JSON, JSON[] or STRUCT(a JSON).
+var jsonType = regexp.MustCompile(`\bJSON\b`)
 
 func readResult(rows *sql.Rows) (*sqlfiles.Result, error) {
 	types, err := rows.ColumnTypes()

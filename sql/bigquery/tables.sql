@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS `${dataset}.events` (
   data                   JSON,                      -- the data object, less the leads array (leads are rows of leads)
   extra                  JSON,                      -- top-level keys other than eventId/eventType/timestamp/workspaceId/data, and an unreadable timestamp
   source_file            STRING NOT NULL,           -- lineage: the buffer segment or file the event was read from
-  source_line            INT64 NOT NULL             -- lineage: line number in source_file
+  source_line            INT64 NOT NULL,            -- lineage: line number in source_file
+  repairs                ARRAY<STRING>              -- what the transform repaired to make the event storable (docs/bad-values.md); [] when nothing
 )
 PARTITION BY DATE(occurred_at)
 CLUSTER BY event_type, campaign_id;

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS events (
   data                   JSON,                      -- the data object, less the leads array (leads are rows of leads)
   extra                  JSON,                      -- top-level keys other than eventId/eventType/timestamp/workspaceId/data, and an unreadable timestamp
   source_file            VARCHAR NOT NULL,          -- lineage: the buffer segment or file the event was read from
-  source_line            BIGINT NOT NULL           -- lineage: line number in source_file
+  source_line            BIGINT NOT NULL,           -- lineage: line number in source_file
+  repairs                VARCHAR[]                 -- what the transform repaired to make the event storable (docs/bad-values.md); [] when nothing
 );
 
 CREATE TABLE IF NOT EXISTS leads (
