@@ -122,6 +122,9 @@ func TestRejectsBadSettings(t *testing.T) {
 		{"bad size flag", []string{"--max-body-bytes", "lots"}, nil, "byte size"},
 		{"tls half", []string{"--tls-cert", "c.pem"}, nil, "tls_key"},
 		{"bad listen", []string{"--listen", "nowhere"}, nil, "listen"},
+		{"zero step timeout", []string{"--bigquery-step-timeout", "0s"}, nil, "bigquery.step_timeout must be positive"},
+		{"bad env poll interval", nil, map[string]string{"SENDPILOT_BIGQUERY_POLL_INTERVAL": "often"}, "SENDPILOT_BIGQUERY_POLL_INTERVAL"},
+		{"poll slower than deadline", []string{"--bigquery-step-timeout", "5s", "--bigquery-poll-interval", "10s"}, nil, "bigquery.poll_interval"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
