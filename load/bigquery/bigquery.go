@@ -554,23 +554,19 @@ func (w *Warehouse) job(ctx context.Context, batch, table, step string, kind job
 	return j, attempt, nil
 }
 
-// errAttemptFailed marks a job that failed transiently or did not do its whole work: the next attempt's job
-// replaces it.
+// errAttemptFailed marks a job that failed or did not do its whole work: the next attempt's job replaces it.
 var errAttemptFailed = errors.New("the attempt failed; the next one replaces it")
 
-// done waits for a job and reports whether it succeeded (and verify, when set, accepts it). A job that failed
-// gives its error, classified, wrapping errAttemptFailed when transient; a job that could not be waited for
-// gives the wait's error.
+// done waits for a job and reports whether it succeeded (and verify, when set, accepts it). A job that failed,
+// or that verify finds wanting, gives an error wrapping errAttemptFailed and the job's error, classified; a job
+// that could not be waited for (or checked) gives that error alone.
 func (w *Warehouse) done(ctx context.Context, j *bigquery.Job, kind jobKind, verify func(context.Context, *bigquery.Job) error) (bool, error) {
 	st, err := w.wait(ctx, j)
 	if err != nil {
 		return false, classified(err, anyCall)
 	}
 	if err := st.Err(); err != nil {
-		if c := classOf(err, kind); c != transientClass {
-			return false, classified(err, kind)
-		}
-		return false, fmt.Errorf("%w: %w", errAttemptFailed, err)
+		return false, fmt.Errorf("%w: %w", errAttemptFailed, classified(err, kind))
 	}
 	if verify != nil {
 		if err := verify(ctx, j); err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -238,21 +237,11 @@ func TestStalledUploadEndsAtItsDeadline(t *testing.T) {
 // real BigQuery would fail each load job with "Cannot read and write in different locations") is systemic:
 // Ensure and Load say so before any job runs, nothing is uploaded and nothing is rejected.
 func TestWrongLocationBucketPausesLoads(t *testing.T) {
-	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{
-		Host: "127.0.0.1", Scheme: "http", PublicHost: "127.0.0.1", BucketsLocation: "EU",
-		InitialObjects: []fakestorage.Object{{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "staging", Name: "keep"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gcs.Stop()
-	u, _ := url.Parse(gcs.URL())
-	t.Setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:"+u.Port())
-
+	gcs := stagingBucket(t, "EU")
 	direct, proxy, opts := proxied(t)
 	w := boundedWarehouse(t, direct, opts, "asia-northeast1", bigquery.Config{Bucket: "staging"})
 	ctx := context.Background()
-	err = w.Ensure(ctx)
+	err := w.Ensure(ctx)
 	if !errors.Is(err, load.ErrSystemic) || errors.Is(err, load.ErrRejected) || !strings.Contains(err.Error(), "EU") {
 		t.Fatalf("Ensure with an EU bucket for a Tokyo dataset: %v, want a systemic error naming the bucket's location", err)
 	}
@@ -269,5 +258,30 @@ func TestWrongLocationBucketPausesLoads(t *testing.T) {
 	}
 	if len(objs) != 1 {
 		t.Errorf("%d objects in the staging bucket, want only the one put there before", len(objs))
+	}
+}
+
+// A MERGE that fails systemically (a column type that differs from the table's) pauses loads without moving the
+// batch aside, and once the cause is gone the next load replaces the failed job and loads the batch: a failed
+// job found from an earlier run is never taken as the batch's answer.
+func TestSystemicJobFailureResumesAfterTheFix(t *testing.T) {
+	direct, proxy, opts := proxied(t)
+	w := boundedWarehouse(t, direct, opts, "", bigquery.Config{})
+	if err := w.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	proxy.failQueries(jobFault{match: "MERGE", times: 1, status: 400, reason: "invalidQuery",
+		message: "Query column 9 has type STRING which cannot be inserted into column data, which has type JSON at [1:412]"})
+	b := loadtest.BatchFrom(t, "inst-0000000700-0000000001", event("evt_paused"))
+	if _, err := w.Load(ctx, b); !errors.Is(err, load.ErrSystemic) || errors.Is(err, load.ErrRejected) {
+		t.Fatalf("load with a MERGE refused for a type difference: %v, want a systemic error", err)
+	}
+	if _, err := w.Load(ctx, b); err != nil {
+		t.Fatalf("load after the fix: %v", err)
+	}
+	if got := countEvent(t, direct, "evt_paused"); got != "1" {
+		t.Errorf("event stored %s times, want 1", got)
 	}
 }
