@@ -285,3 +285,23 @@ func TestSystemicJobFailureResumesAfterTheFix(t *testing.T) {
 		t.Errorf("event stored %s times, want 1", got)
 	}
 }
+
+// A step that failed many times in a row is found at its last attempt (a few look-ups, doubling then
+// bisecting) and replaced by the next, each load creating one new job, until one succeeds.
+func TestManyFailedAttemptsAreEachReplaced(t *testing.T) {
+	direct, proxy, opts := proxied(t)
+	w := boundedWarehouse(t, direct, opts, "", bigquery.Config{})
+	if err := w.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	proxy.failQueries(jobFault{match: "MERGE", times: 6, status: 503, reason: "backendError", message: "Error encountered during execution. Retrying may solve the problem."})
+	b := loadtest.BatchFrom(t, "inst-0000000800-0000000001", event("evt_persistent"))
+	if failed := loadUntil(t, ctx, w, b, 8); len(failed) != 6 {
+		t.Errorf("loads failed %d times, want 6 (each injected fault once): %v", len(failed), failed)
+	}
+	if got := countEvent(t, direct, "evt_persistent"); got != "1" {
+		t.Errorf("event stored %s times, want 1", got)
+	}
+}
