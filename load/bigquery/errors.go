@@ -144,8 +144,12 @@ func classify(reason, msg string, code int, kind jobKind) errClass {
 	return systemicClass
 }
 
-// classified wraps err so that the loader sees its class: load.ErrRejected, load.ErrSystemic, or neither.
+// classified wraps err so that the loader sees its class: load.ErrRejected, load.ErrSystemic, or neither. An
+// error that already says its class keeps it.
 func classified(err error, kind jobKind) error {
+	if errors.Is(err, load.ErrRejected) || errors.Is(err, load.ErrSystemic) {
+		return err
+	}
 	switch classOf(err, kind) {
 	case rejectedClass:
 		return fmt.Errorf("%w: %w", load.ErrRejected, err)
