@@ -722,6 +722,15 @@ func (w *Warehouse) dedupSQL(table, stage string) string {
 // mergeSQL inserts the deduplicated rows whose key is not in the table yet. The ON clause restricts the target
 // to the batch's occurred_at range (and the NULL partition when the batch has rows without a time), so the
 // MERGE reads only those partitions.
+//
+// Two replicas whose batches hold the same event can run this MERGE for the same new key at once. BigQuery does
+// not serialise them: each reads its own snapshot, and "a MERGE statement that only inserts rows … doesn't
+// conflict with other concurrently running DML statements", even with UPDATE or DELETE clauses that are not
+// invoked (https://cloud.google.com/bigquery/docs/data-manipulation-language#dml_statement_conflicts). Adding
+// such a clause would only raise the bytes billed (https://cloud.google.com/bigquery/docs/reference/standard-sql/dml-syntax#on-demand_query_size_calculation).
+// So both may commit a row; docs/operations.md (section 7) gives that window and the check, and events_latest
+// shows one row per event_id. When BigQuery does report a conflict (invalidQuery "… due to concurrent update"),
+// classOf makes it transient, and the MERGE's next attempt sees the other commit and inserts nothing twice.
 func (w *Warehouse) mergeSQL(table, dedup string, b load.Batch) string {
 	var on []string
 	for _, k := range naturalKeys[table] {
