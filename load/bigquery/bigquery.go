@@ -723,14 +723,15 @@ func (w *Warehouse) dedupSQL(table, stage string) string {
 // to the batch's occurred_at range (and the NULL partition when the batch has rows without a time), so the
 // MERGE reads only those partitions.
 //
-// Two replicas whose batches hold the same event can run this MERGE for the same new key at once. BigQuery does
-// not serialise them: each reads its own snapshot, and "a MERGE statement that only inserts rows … doesn't
-// conflict with other concurrently running DML statements", even with UPDATE or DELETE clauses that are not
-// invoked (https://cloud.google.com/bigquery/docs/data-manipulation-language#dml_statement_conflicts). Adding
-// such a clause would only raise the bytes billed (https://cloud.google.com/bigquery/docs/reference/standard-sql/dml-syntax#on-demand_query_size_calculation).
-// So both may commit a row; docs/operations.md (section 7) gives that window and the check, and events_latest
-// shows one row per event_id. When BigQuery does report a conflict (invalidQuery "… due to concurrent update"),
-// classOf makes it transient, and the MERGE's next attempt sees the other commit and inserts nothing twice.
+// Two replicas whose batches hold the same event can run this MERGE for the same new key at once. Nothing in
+// BigQuery's documentation makes that safe. Each DML statement reads the table at its own snapshot (snapshot
+// isolation: https://cloud.google.com/blog/products/data-analytics/dml-without-limits-now-in-bigquery). Concurrent
+// mutating statements conflict only when they mutate the same partition, and the DML page treats a MERGE that
+// only inserts rows as one that does not conflict
+// (https://cloud.google.com/bigquery/docs/data-manipulation-language#dml_statement_conflicts). So both replicas
+// may commit a row. docs/operations.md (section 7) gives that window and the check, and events_latest shows one
+// row per event_id. When BigQuery does report a conflict (invalidQuery "… due to concurrent update"), classOf
+// makes it transient, and the MERGE's next attempt sees the other commit and does not insert the key twice.
 func (w *Warehouse) mergeSQL(table, dedup string, b load.Batch) string {
 	var on []string
 	for _, k := range naturalKeys[table] {
