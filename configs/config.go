@@ -65,6 +65,11 @@ type BigQuery struct {
 	// goccy/bigquery-emulator over plain HTTP, without credentials, as the other Google SDKs do with their
 	// *_EMULATOR_HOST variables. For local trials and tests only.
 	EmulatorHost string `yaml:"emulator_host"`
+	// StepTimeout bounds every BigQuery or Cloud Storage request (an upload included) and every wait for one
+	// job. A job still running when it ends is waited for again by the next load, never run twice.
+	StepTimeout time.Duration `yaml:"step_timeout"`
+	// PollInterval is how often the status of a running BigQuery job is read.
+	PollInterval time.Duration `yaml:"poll_interval"`
 }
 
 // Load configures batch loads into the warehouse.
@@ -190,7 +195,7 @@ func Defaults() Config {
 			Attempts:          3,
 			Backoff:           2 * time.Second,
 		},
-		BigQuery: BigQuery{Dataset: "sendpilot"},
+		BigQuery: BigQuery{Dataset: "sendpilot", StepTimeout: 10 * time.Minute, PollInterval: time.Second},
 	}
 }
 
@@ -268,6 +273,7 @@ func (c Config) Validate() error {
 		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.read_timeout": c.Server.ReadTimeout,
 		"server.write_timeout": c.Server.WriteTimeout, "server.idle_timeout": c.Server.IdleTimeout,
 		"server.shutdown_timeout": c.Server.ShutdownTimeout, "buffer.segment_max_age": c.Buffer.SegmentMaxAge,
+		"bigquery.step_timeout": c.BigQuery.StepTimeout, "bigquery.poll_interval": c.BigQuery.PollInterval,
 	} {
 		if d <= 0 {
 			bad("%s must be positive", name)
@@ -289,6 +295,9 @@ func (c Config) Validate() error {
 	}
 	if c.BigQuery.Project != "" && c.BigQuery.Dataset == "" {
 		bad("bigquery.dataset is required with bigquery.project")
+	}
+	if c.BigQuery.PollInterval > 0 && c.BigQuery.StepTimeout > 0 && c.BigQuery.PollInterval >= c.BigQuery.StepTimeout {
+		bad("bigquery.poll_interval (%s) must be shorter than bigquery.step_timeout (%s)", c.BigQuery.PollInterval, c.BigQuery.StepTimeout)
 	}
 	if c.Load.MaxBatchBytes <= 0 {
 		bad("load.max_batch_bytes must be positive")

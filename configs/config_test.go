@@ -140,6 +140,9 @@ func TestRejectsBadSettings(t *testing.T) {
 		{"budget below the body limit", []string{"--max-body-bytes", "64MiB", "--max-inflight-bytes", "64MiB"}, nil, "max_inflight_bytes"},
 		{"tiny memory limit", nil, map[string]string{"SENDPILOT_MEMORY_LIMIT": "128"}, "memory_limit"},
 		{"tiny duckdb memory limit", nil, map[string]string{"SENDPILOT_LOAD_DUCKDB_MEMORY_LIMIT": "1MiB"}, "load.duckdb_memory_limit"},
+		{"zero step timeout", []string{"--bigquery-step-timeout", "0s"}, nil, "bigquery.step_timeout must be positive"},
+		{"bad env poll interval", nil, map[string]string{"SENDPILOT_BIGQUERY_POLL_INTERVAL": "often"}, "SENDPILOT_BIGQUERY_POLL_INTERVAL"},
+		{"poll slower than deadline", []string{"--bigquery-step-timeout", "5s", "--bigquery-poll-interval", "10s"}, nil, "bigquery.poll_interval"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -221,6 +221,8 @@ func BindWarehouse(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Load.DuckDBPath, "duckdb", c.Load.DuckDBPath, "local warehouse file (default <data-dir>/warehouse.duckdb)")
 	fs.StringVar(&c.BigQuery.Project, "bigquery-project", c.BigQuery.Project, "load into BigQuery in this project (ADC credentials) instead of DuckDB")
 	fs.StringVar(&c.BigQuery.Dataset, "bigquery-dataset", c.BigQuery.Dataset, "BigQuery dataset")
+	fs.DurationVar(&c.BigQuery.StepTimeout, "bigquery-step-timeout", c.BigQuery.StepTimeout, "deadline of each BigQuery request and job wait")
+	fs.DurationVar(&c.BigQuery.PollInterval, "bigquery-poll-interval", c.BigQuery.PollInterval, "how often a running BigQuery job's status is read")
 }
 
 // BindServe registers the flags of the webhook server.

@@ -79,6 +79,7 @@ func openBigQuery(ctx context.Context, cfg configs.Config) (*bigquery.Warehouse,
 	return bigquery.New(ctx, bigquery.Config{
 		Project: cfg.BigQuery.Project, Dataset: cfg.BigQuery.Dataset, Location: cfg.BigQuery.Location,
 		Bucket: cfg.BigQuery.Bucket, EmulatorHost: cfg.BigQuery.EmulatorHost,
+		StepTimeout: cfg.BigQuery.StepTimeout, PollInterval: cfg.BigQuery.PollInterval,
 	})
 }
 

@@ -16,7 +16,12 @@
 // next attempt's ID. Every step is idempotent in itself as well (truncating loads, a MERGE that inserts only
 // missing keys), so a repeated step changes nothing. A stage job found done must also have staged all of the
 // batch's rows for its table (an upload cut off after its job was recorded may not have); if not, the stage is
-// loaded again under the next attempt's ID, followed by dedup and merge jobs of its own.
+// loaded again under the next attempt's ID, followed by dedup and merge jobs of its own; so is a dedup that had
+// to run again.
+//
+// Nothing waits without a bound: every request and every wait for a job runs under Config.StepTimeout, jobs
+// are polled with jobs.get, and every retry loop has a count and a backoff. Every job and job look-up names
+// the dataset's location, read in Ensure. Errors are sorted into the loader's three classes (see classOf).
 package bigquery
 
 import (
@@ -66,7 +71,22 @@ type Config struct {
 	// releases with them.
 	Tables  map[string][]sqlfiles.Column
 	Version int
+	// StepTimeout bounds every request to BigQuery or Cloud Storage (an upload included) and every wait for a
+	// job (default 10 min). A job still running when it ends is not given up: the next load finds it by its ID
+	// and waits for it again.
+	StepTimeout time.Duration
+	// PollInterval is how often a running job's status is read (default 1 s).
+	PollInterval time.Duration
 }
+
+// Defaults of the Config fields left zero.
+const (
+	DefaultStepTimeout  = 10 * time.Minute
+	DefaultPollInterval = time.Second
+)
+
+// conflictLookups bounds how often a job that BigQuery says exists (409) is looked for before giving up.
+const conflictLookups = 4
 
 // naturalKeys are the dedup keys of each table.
 var naturalKeys = map[string][]string{
@@ -94,6 +114,10 @@ type Warehouse struct {
 	version int             // the schema version of columns
 	checked bool            // Ensure has just migrated: the next Load need not
 	gcs     *storage.Client // nil unless Config.Bucket is set
+	// location is where the dataset lives, as BigQuery says (or Config.Location if it says nothing); every job
+	// and job look-up names it. located is true once it is known and the staging bucket was checked.
+	location string
+	located  bool
 }
 
 var _ load.Warehouse = (*Warehouse)(nil)
@@ -111,6 +135,12 @@ func New(ctx context.Context, cfg Config, opts ...option.ClientOption) (*Warehou
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "sendpilot-loader"
+	}
+	if cfg.StepTimeout <= 0 {
+		cfg.StepTimeout = DefaultStepTimeout
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
 	}
 	if cfg.EmulatorHost != "" {
 		opts = append([]option.ClientOption{option.WithEndpoint("http://" + cfg.EmulatorHost), option.WithoutAuthentication()}, opts...)
@@ -188,24 +218,21 @@ func (w *Warehouse) Close() error {
 	return w.c.Close()
 }
 
-// Ensure implements load.Warehouse: it creates the dataset and the tables (day-partitioned on occurred_at and
-// clustered) when they are missing, migrates existing ones to this release's schema (migrate.go), and creates
-// the views of sql/bigquery/views.sql. The columns come from sql/bigquery/tables.sql.
+// Ensure implements load.Warehouse: it creates the dataset (in Config.Location) and the tables
+// (day-partitioned on occurred_at and clustered) when they are missing, migrates existing ones to this
+// release's schema (migrate.go), and creates the views of sql/bigquery/views.sql. The columns come from sql/bigquery/tables.sql. It learns where the dataset lives and
+// checks the staging bucket against it (see locate).
 func (w *Warehouse) Ensure(ctx context.Context) error {
-	ds := w.c.Dataset(w.cfg.Dataset)
-	if _, err := ds.Metadata(ctx); isStatus(err, http.StatusNotFound) {
-		if err := ds.Create(ctx, &bigquery.DatasetMetadata{Location: w.cfg.Location}); err != nil && !isStatus(err, http.StatusConflict) {
-			return fmt.Errorf("create dataset %s: %w", w.cfg.Dataset, err)
-		}
-	} else if err != nil {
-		return fmt.Errorf("look up dataset %s: %w", w.cfg.Dataset, err)
+	if err := w.locate(ctx, true); err != nil {
+		return err
 	}
+	ds := w.c.Dataset(w.cfg.Dataset)
 	for _, t := range transform.Tables {
 		table := ds.Table(t)
-		if _, err := table.Metadata(ctx); err == nil {
+		if _, err := w.tableMetadata(ctx, table); err == nil {
 			continue
 		} else if !isStatus(err, http.StatusNotFound) {
-			return fmt.Errorf("look up table %s: %w", t, err)
+			return classified(fmt.Errorf("look up table %s: %w", t, err), anyCall)
 		}
 		md := &bigquery.TableMetadata{
 			Schema:           w.final[t],
@@ -213,8 +240,8 @@ func (w *Warehouse) Ensure(ctx context.Context) error {
 			Clustering:       &bigquery.Clustering{Fields: clustering[t]},
 			Description:      "SendPilot " + t + "; written by sendpilot-loader",
 		}
-		if err := table.Create(ctx, md); err != nil && !isStatus(err, http.StatusConflict) {
-			return fmt.Errorf("create table %s: %w", t, err)
+		if err := do(ctx, w.cfg.StepTimeout, func(ctx context.Context) error { return table.Create(ctx, md) }); err != nil && !isStatus(err, http.StatusConflict) {
+			return classified(fmt.Errorf("create table %s: %w", t, err), anyCall)
 		}
 	}
 	changed, err := w.migrate(ctx)
@@ -223,6 +250,102 @@ func (w *Warehouse) Ensure(ctx context.Context) error {
 	}
 	w.checked = true
 	return w.ensureViews(ctx, changed)
+}
+
+// locate learns where the dataset lives, creating it in Config.Location first when create is set and it is
+// missing, and checks the configuration against it once per Warehouse:
+//
+//   - every job and job look-up then names the dataset's location: BigQuery answers a look-up without one with
+//     404 for a job outside the US and EU multi-regions (https://cloud.google.com/bigquery/docs/locations#specify_locations),
+//     which without a location would send the warehouse creating a job that already exists;
+//   - a dataset elsewhere than Config.Location, or a staging bucket that BigQuery cannot load from into it, is a
+//     systemic error: no batch could load, and nothing should be moved aside for it.
+func (w *Warehouse) locate(ctx context.Context, create bool) error {
+	if w.located {
+		return nil
+	}
+	ds := w.c.Dataset(w.cfg.Dataset)
+	md, err := within(ctx, w.cfg.StepTimeout, ds.Metadata)
+	if isStatus(err, http.StatusNotFound) && create {
+		err = do(ctx, w.cfg.StepTimeout, func(ctx context.Context) error {
+			return ds.Create(ctx, &bigquery.DatasetMetadata{Location: w.cfg.Location})
+		})
+		if err != nil && !isStatus(err, http.StatusConflict) {
+			return classified(fmt.Errorf("create dataset %s: %w", w.cfg.Dataset, err), anyCall)
+		}
+		md, err = within(ctx, w.cfg.StepTimeout, ds.Metadata)
+	}
+	if err != nil {
+		return classified(fmt.Errorf("look up dataset %s: %w", w.cfg.Dataset, err), anyCall)
+	}
+	loc := md.Location
+	if w.cfg.Location != "" && loc != "" && !strings.EqualFold(loc, w.cfg.Location) {
+		return fmt.Errorf("%w: dataset %s is in %s, not in bigquery.location %s", load.ErrSystemic, w.cfg.Dataset, loc, w.cfg.Location)
+	}
+	if loc == "" {
+		loc = w.cfg.Location
+	}
+	if w.gcs != nil {
+		attrs, err := within(ctx, w.cfg.StepTimeout, w.gcs.Bucket(w.cfg.Bucket).Attrs)
+		if errors.Is(err, storage.ErrBucketNotExist) {
+			return fmt.Errorf("%w: staging bucket gs://%s: %w", load.ErrSystemic, w.cfg.Bucket, err)
+		}
+		if err != nil {
+			return classified(fmt.Errorf("look up staging bucket gs://%s: %w", w.cfg.Bucket, err), anyCall)
+		}
+		if !bucketFits(loc, attrs.Location) {
+			return fmt.Errorf("%w: staging bucket gs://%s is in %s, from where BigQuery cannot load into dataset %s in %s",
+				load.ErrSystemic, w.cfg.Bucket, attrs.Location, w.cfg.Dataset, loc)
+		}
+	}
+	w.location, w.located = loc, true
+	w.c.Location = loc
+	return nil
+}
+
+// multiRegions maps BigQuery's multi-regions to the prefix of the regions inside them.
+var multiRegions = map[string]string{"US": "US-", "EU": "EUROPE-"}
+
+// bucketFits reports whether BigQuery can load into a dataset in location dataset from a Cloud Storage bucket
+// in location bucket. BigQuery's rule (https://cloud.google.com/bigquery/docs/loading-data-cloud-storage-parquet#limitations):
+// "If your dataset's location is set to a value other than the US multi-region, then the Cloud Storage bucket
+// must be in the same region or contained in the same multi-region as the dataset." Only a certain mismatch
+// counts: for a location this cannot place (a dual-region such as EUR4, an unknown name) the load job itself
+// answers "Cannot read and write in different locations", which classOf also takes for systemic.
+func bucketFits(dataset, bucket string) bool {
+	d, b := strings.ToUpper(dataset), strings.ToUpper(bucket)
+	if d == "" || b == "" || d == "US" || d == b {
+		return true
+	}
+	if prefix, ok := multiRegions[d]; ok {
+		if strings.HasPrefix(b, prefix) {
+			return true // a region inside the dataset's multi-region
+		}
+		_, multi := multiRegions[b]
+		return !multi && !strings.Contains(b, "-") // another multi-region or region: no; a dual-region: maybe
+	}
+	_, multi := multiRegions[b]
+	return !multi && !strings.Contains(b, "-") // a region dataset needs that region; a dual-region may hold it
+}
+
+// within runs f under a deadline of d from now: every request to BigQuery or Cloud Storage goes through it
+// (or do), so that no single call can hang a load.
+func within[T any](ctx context.Context, d time.Duration, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return f(ctx)
+}
+
+// tableMetadata reads a table's metadata under the step deadline.
+func (w *Warehouse) tableMetadata(ctx context.Context, t *bigquery.Table) (*bigquery.TableMetadata, error) {
+	return within(ctx, w.cfg.StepTimeout, func(ctx context.Context) (*bigquery.TableMetadata, error) { return t.Metadata(ctx) })
+}
+
+// do is within for calls that return only an error.
+func do(ctx context.Context, d time.Duration, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return f(ctx)
 }
 
 var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_]`)
@@ -241,6 +364,9 @@ func jobID(batch, table, step string, attempt int) string {
 // Load implements load.Warehouse.
 func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, error) {
 	res := load.LoadResult{Inserted: map[string]int64{}}
+	if err := w.locate(ctx, false); err != nil {
+		return res, err
+	}
 	if err := w.checkSchema(ctx); err != nil {
 		return res, err
 	}
@@ -256,55 +382,72 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 			continue
 		}
 		stage, dedup := stageTable(t, b.ID), dedupTable(t, b.ID)
-		_, staged, err := w.job(ctx, b.ID, t, "stage", func(id string) (*bigquery.Job, error) {
+		_, staged, err := w.job(ctx, b.ID, t, "stage", loadJob, func(ctx context.Context, id string) (*bigquery.Job, error) {
 			if w.gcs != nil {
 				return w.loadFromGCS(ctx, id, ds.Table(stage), t, b)
 			}
 			return w.upload(ctx, id, ds.Table(stage), t, b.Files[t])
-		}, w.checkStaged(ctx, ds.Table(stage), b.Rows[t]))
+		}, w.checkStaged(ds.Table(stage), b.Rows[t]))
 		if err != nil {
 			return res, err
 		}
-		// A stage that had to be loaded again gets fresh dedup and merge jobs: ones that ran after an
-		// incomplete stage must not be taken for done.
+		// A step that had to run again gets fresh jobs after it: ones that ran after an incomplete stage must
+		// not be taken for done, and none may have read a table its step was still to write.
 		after := ""
 		if staged > 1 {
 			after = fmt.Sprintf("_s%d", staged)
 		}
-		if _, _, err := w.job(ctx, b.ID, t, "dedup"+after, func(id string) (*bigquery.Job, error) {
+		_, deduped, err := w.job(ctx, b.ID, t, "dedup"+after, anyCall, func(ctx context.Context, id string) (*bigquery.Job, error) {
 			q := w.c.Query(w.dedupSQL(t, stage))
-			q.JobID, q.Location = id, w.cfg.Location
+			q.JobID, q.Location = id, w.location
 			q.Dst, q.WriteDisposition, q.CreateDisposition = ds.Table(dedup), bigquery.WriteTruncate, bigquery.CreateIfNeeded
-			return q.Run(ctx)
-		}, nil); err != nil {
-			return res, err
-		}
-		j, _, err := w.job(ctx, b.ID, t, "merge"+after, func(id string) (*bigquery.Job, error) {
-			q := w.c.Query(w.mergeSQL(t, dedup, b))
-			if b.Replace && t == transform.TableEvents {
-				q = w.c.Query(w.replaceSQL(dedup, b))
-			}
-			q.JobID, q.Location = id, w.cfg.Location
-			return q.Run(ctx)
+			return within(ctx, w.cfg.StepTimeout, q.Run)
 		}, nil)
 		if err != nil {
 			return res, err
 		}
-		res.Inserted[t] = -1
-		if st := j.LastStatus(); st != nil && st.Statistics != nil {
-			if qs, ok := st.Statistics.Details.(*bigquery.QueryStatistics); ok && qs.NumDMLAffectedRows > 0 {
-				res.Inserted[t] = qs.NumDMLAffectedRows
-			}
+		if deduped > 1 {
+			after += fmt.Sprintf("_d%d", deduped)
 		}
+		j, _, err := w.job(ctx, b.ID, t, "merge"+after, anyCall, func(ctx context.Context, id string) (*bigquery.Job, error) {
+			q := w.c.Query(w.mergeSQL(t, dedup, b))
+			if b.Replace && t == transform.TableEvents {
+				q = w.c.Query(w.replaceSQL(dedup, b))
+			}
+			q.JobID, q.Location = id, w.location
+			return within(ctx, w.cfg.StepTimeout, q.Run)
+		}, nil)
+		if err != nil {
+			return res, err
+		}
+		res.Inserted[t] = inserted(j)
 	}
 	for _, t := range transform.Tables { // helper tables and objects are only a cost now; a failure here is harmless
-		ds.Table(stageTable(t, b.ID)).Delete(ctx)
-		ds.Table(dedupTable(t, b.ID)).Delete(ctx)
+		do(ctx, w.cfg.StepTimeout, ds.Table(stageTable(t, b.ID)).Delete)
+		do(ctx, w.cfg.StepTimeout, ds.Table(dedupTable(t, b.ID)).Delete)
 		if w.gcs != nil && b.Rows[t] > 0 {
-			w.gcs.Bucket(w.cfg.Bucket).Object(w.objectName(b.ID, t)).Delete(ctx)
+			do(ctx, w.cfg.StepTimeout, w.gcs.Bucket(w.cfg.Bucket).Object(w.objectName(b.ID, t)).Delete)
 		}
 	}
 	return res, nil
+}
+
+// inserted is the number of rows a merge job inserted, or -1 when its statistics do not say.
+func inserted(j *bigquery.Job) int64 {
+	st := j.LastStatus()
+	if st == nil || st.Statistics == nil {
+		return -1
+	}
+	qs, ok := st.Statistics.Details.(*bigquery.QueryStatistics)
+	switch {
+	case !ok:
+		return -1
+	case qs.DMLStats != nil:
+		return qs.DMLStats.InsertedRowCount
+	case qs.NumDMLAffectedRows > 0: // the MERGE only inserts, so the rows it touched are the rows it inserted
+		return qs.NumDMLAffectedRows
+	}
+	return -1
 }
 
 func (w *Warehouse) objectName(batch, table string) string {
@@ -326,12 +469,15 @@ func (w *Warehouse) loadFromGCS(ctx context.Context, id string, dst *bigquery.Ta
 	src.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
 	src.Schema = w.staging[table]
 	l := dst.LoaderFrom(src)
-	l.JobID, l.Location = id, w.cfg.Location
+	l.JobID, l.Location = id, w.location
 	l.WriteDisposition, l.CreateDisposition = bigquery.WriteTruncate, bigquery.CreateIfNeeded
-	return l.Run(ctx)
+	return within(ctx, w.cfg.StepTimeout, l.Run)
 }
 
+// copyToGCS uploads one file to the staging bucket under the step deadline.
 func (w *Warehouse) copyToGCS(ctx context.Context, path, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.StepTimeout)
+	defer cancel()
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
@@ -349,13 +495,14 @@ func (w *Warehouse) copyToGCS(ctx context.Context, path, name string) error {
 	return nil
 }
 
-// upload starts the load job that puts a Parquet file into a staging table, retrying the upload itself.
+// upload starts the load job that puts a Parquet file into a staging table, retrying the upload itself. Each
+// try runs under the step deadline, so a stalled transfer ends with a transient error instead of a hang.
 func (w *Warehouse) upload(ctx context.Context, id string, dst *bigquery.Table, table, path string) (*bigquery.Job, error) {
 	var j *bigquery.Job
 	err := load.Retry(ctx, w.cfg.UploadAttempts, w.cfg.Backoff, func(attempt int) error {
 		if attempt > 1 {
 			// The failed request may have created the job: look before uploading again.
-			if existing, err := w.c.JobFromIDLocation(ctx, id, w.cfg.Location); err == nil {
+			if existing, err := w.lookup(ctx, id); err == nil {
 				j = existing
 				return nil
 			}
@@ -371,71 +518,201 @@ func (w *Warehouse) upload(ctx context.Context, id string, dst *bigquery.Table, 
 		// An explicit schema pins TIMESTAMP, REPEATED and the STRING-typed JSON columns.
 		src.Schema = w.staging[table]
 		l := dst.LoaderFrom(src)
-		l.JobID, l.Location = id, w.cfg.Location
+		l.JobID, l.Location = id, w.location
 		l.WriteDisposition, l.CreateDisposition = bigquery.WriteTruncate, bigquery.CreateIfNeeded
 		if w.cfg.SingleRequestUpload {
 			l.MediaOptions = append(l.MediaOptions, googleapi.ChunkSize(0))
 		}
-		j, err = l.Run(ctx)
+		j, err = within(ctx, w.cfg.StepTimeout, l.Run)
 		return err
-	}, func(err error) bool { return !transient(err) })
+	}, func(err error) bool { return !transient(err) || isStatus(err, http.StatusConflict) })
 	return j, err
 }
 
-// job finds or runs the job of one step and returns it with its attempt number: it looks for attempt 1, 2, …
-// and waits on the first one that did not fail (and that verify, when set, accepts); when all that exist
-// failed, it creates the next attempt.
-func (w *Warehouse) job(ctx context.Context, batch, table, step string, create func(id string) (*bigquery.Job, error), verify func(*bigquery.Job) error) (*bigquery.Job, int, error) {
-	for attempt := 1; attempt <= 100; attempt++ {
-		id := jobID(batch, table, step, attempt)
-		j, err := w.c.JobFromIDLocation(ctx, id, w.cfg.Location)
-		switch {
-		case err == nil:
-			st, werr := j.Wait(ctx)
-			if werr == nil && st.Err() == nil && (verify == nil || verify(j) == nil) {
-				return j, attempt, nil // done before, possibly by a run that crashed afterwards
-			}
-			if werr == nil && st.Err() != nil && permanent(st.Err()) {
-				return nil, 0, fmt.Errorf("%w: %s %s: %w", load.ErrRejected, step, table, st.Err())
-			}
-			if werr != nil && !transient(werr) {
-				return nil, 0, fmt.Errorf("wait for %s: %w", id, werr)
-			}
-			continue // that attempt failed transiently, or did not do its whole work: the next ID is free
-		case !isStatus(err, http.StatusNotFound):
-			return nil, 0, fmt.Errorf("look up job %s: %w", id, err)
-		}
-		j, err = create(id)
-		if isStatus(err, http.StatusConflict) {
-			attempt-- // created meanwhile (or by a request that failed after creating it): look again
-			continue
-		}
-		if err != nil {
-			return nil, 0, w.classify(fmt.Errorf("start %s %s: %w", step, table, err))
-		}
-		st, err := j.Wait(ctx)
-		if err != nil {
-			return nil, 0, w.classify(fmt.Errorf("wait for %s: %w", id, err))
-		}
-		if err := st.Err(); err != nil {
-			return nil, 0, w.classify(fmt.Errorf("%s %s (job %s): %w", step, table, id, err))
-		}
-		if verify != nil {
-			if err := verify(j); err != nil { // the next run finds this attempt wanting and makes another
-				return nil, 0, fmt.Errorf("%s %s (job %s): %w", step, table, id, err)
-			}
-		}
-		return j, attempt, nil
+// lookup reads a job by its ID in the dataset's location, under the step deadline.
+func (w *Warehouse) lookup(ctx context.Context, id string) (*bigquery.Job, error) {
+	return within(ctx, w.cfg.StepTimeout, func(ctx context.Context) (*bigquery.Job, error) {
+		return w.c.JobFromIDLocation(ctx, id, w.location)
+	})
+}
+
+// maxAttempts bounds the attempt numbers of one step; reaching it means a step failed that often in a row.
+const maxAttempts = 1 << 16
+
+// job finds or runs the job of one step and returns it with its attempt number. Attempts are created one after
+// another, each only once the one before failed (or, with verify, was found wanting), so only the last
+// existing attempt can be done or running: job waits for that one, and when it failed creates the next. Each
+// call creates at most one job, so retries go at the loader's pace and backoff. A job this call created that
+// fails returns its error, classified (kind says whether the job reads the batch's rows); a failed job found
+// from an earlier run is replaced whatever its error, since the cause may be gone.
+func (w *Warehouse) job(ctx context.Context, batch, table, step string, kind jobKind, create func(ctx context.Context, id string) (*bigquery.Job, error), verify func(context.Context, *bigquery.Job) error) (*bigquery.Job, int, error) {
+	last, j, err := w.lastAttempt(ctx, batch, table, step)
+	if err != nil {
+		return nil, 0, err
 	}
-	return nil, 0, fmt.Errorf("%s %s: too many failed attempts", step, table)
+	if last > 0 {
+		ok, err := w.done(ctx, j, kind, verify)
+		if err != nil && !errors.Is(err, errAttemptFailed) {
+			return nil, 0, fmt.Errorf("%s %s (job %s): %w", step, table, j.ID(), err)
+		}
+		if ok {
+			return j, last, nil // done before, possibly by a run that crashed afterwards
+		}
+	}
+	attempt := last + 1
+	if attempt > maxAttempts {
+		return nil, 0, fmt.Errorf("%w: %s %s: %d attempts failed", load.ErrSystemic, step, table, last)
+	}
+	id := jobID(batch, table, step, attempt)
+	j, err = create(ctx, id)
+	if isStatus(err, http.StatusConflict) {
+		// The job exists: made by a request that failed after creating it, or by another replica. Wait for it.
+		j, err = w.lookupCreated(ctx, id)
+	}
+	if err != nil {
+		return nil, 0, classified(fmt.Errorf("start %s %s (job %s): %w", step, table, id, err), anyCall)
+	}
+	if _, err := w.done(ctx, j, kind, verify); err != nil {
+		return nil, 0, fmt.Errorf("%s %s (job %s): %w", step, table, id, err)
+	}
+	return j, attempt, nil
+}
+
+// errAttemptFailed marks a job that failed or did not do its whole work: the next attempt's job replaces it.
+var errAttemptFailed = errors.New("the attempt failed; the next one replaces it")
+
+// done waits for a job and reports whether it succeeded (and verify, when set, accepts it). A job that failed,
+// or that verify finds wanting, gives an error wrapping errAttemptFailed and the job's error, classified; a job
+// that could not be waited for (or checked) gives that error alone.
+func (w *Warehouse) done(ctx context.Context, j *bigquery.Job, kind jobKind, verify func(context.Context, *bigquery.Job) error) (bool, error) {
+	st, err := w.wait(ctx, j)
+	if err != nil {
+		return false, classified(err, anyCall)
+	}
+	if err := st.Err(); err != nil {
+		return false, fmt.Errorf("%w: %w", errAttemptFailed, classified(err, kind))
+	}
+	if verify != nil {
+		if err := verify(ctx, j); err != nil {
+			if errors.Is(err, load.ErrSystemic) {
+				return false, err
+			}
+			return false, fmt.Errorf("%w: %w", errAttemptFailed, err)
+		}
+	}
+	return true, nil
+}
+
+// lastAttempt returns the highest attempt of a step whose job exists (0 when none does) and that job. Since
+// attempts exist for 1..n without gaps, it doubles and then bisects: a step retried many times costs a few
+// look-ups, not one per attempt.
+func (w *Warehouse) lastAttempt(ctx context.Context, batch, table, step string) (int, *bigquery.Job, error) {
+	var last *bigquery.Job
+	exists := func(attempt int) (bool, error) {
+		j, err := w.lookup(ctx, jobID(batch, table, step, attempt))
+		switch {
+		case isStatus(err, http.StatusNotFound):
+			return false, nil
+		case err != nil:
+			return false, classified(fmt.Errorf("look up job %s: %w", jobID(batch, table, step, attempt), err), anyCall)
+		}
+		last = j
+		return true, nil
+	}
+	lo, hi := 0, 1 // attempt lo exists (0: none), attempt hi is to be tried
+	for ; hi <= maxAttempts; lo, hi = hi, hi*2 {
+		ok, err := exists(hi)
+		if err != nil {
+			return 0, nil, err
+		}
+		if !ok {
+			break
+		}
+	}
+	if hi > maxAttempts {
+		return lo, last, nil
+	}
+	found := last
+	for hi-lo > 1 { // lo exists, hi does not
+		mid := (lo + hi) / 2
+		ok, err := exists(mid)
+		if err != nil {
+			return 0, nil, err
+		}
+		if ok {
+			lo, found = mid, last
+		} else {
+			hi = mid
+		}
+	}
+	if lo == 0 {
+		return 0, nil, nil
+	}
+	return lo, found, nil
+}
+
+// lookupCreated finds a job that BigQuery just said exists (409), trying a bounded number of times with backoff:
+// its metadata may take a moment to be visible. A job that stays invisible is in another location than the
+// dataset's, which no retry fixes.
+func (w *Warehouse) lookupCreated(ctx context.Context, id string) (*bigquery.Job, error) {
+	var j *bigquery.Job
+	err := load.Retry(ctx, conflictLookups, w.cfg.Backoff, func(int) error {
+		var err error
+		j, err = w.lookup(ctx, id)
+		return err
+	}, func(err error) bool { return !isStatus(err, http.StatusNotFound) && !transient(err) })
+	if isStatus(err, http.StatusNotFound) {
+		return nil, fmt.Errorf("%w: job %s exists (409) but is not found in location %q; is bigquery.location right?: %w", load.ErrSystemic, id, w.location, err)
+	}
+	return j, err
+}
+
+// wait polls a job's status (jobs.get) every PollInterval until it is done, for at most StepTimeout, and returns
+// it. It does not use Job.Wait: for a query job that polls jobs.getQueryResults, which answers a failed job with
+// its error as an HTTP error, and the client library retries backendError, rateLimitExceeded and internalError
+// there until the context ends (googleapis/google-cloud-go#1168), so a failed dedup or MERGE would block forever
+// and its error would never be read. Here a failed job's error is read from its status, where the caller
+// classifies it.
+func (w *Warehouse) wait(ctx context.Context, j *bigquery.Job) (*bigquery.JobStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.StepTimeout)
+	defer cancel()
+	tick := time.NewTicker(w.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		st, err := j.Status(ctx) // the client retries 5xx and rateLimitExceeded itself, within ctx
+		switch {
+		case err == nil && st.Done():
+			return st, nil
+		case err != nil && !transient(err) && !isStatus(err, http.StatusNotFound):
+			return nil, fmt.Errorf("poll job %s: %w", j.ID(), err)
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("still %s", stateName(st.State))
+			}
+			return nil, fmt.Errorf("wait for job %s (the next load waits again): %w: %w", j.ID(), err, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func stateName(s bigquery.State) string {
+	switch s {
+	case bigquery.Pending:
+		return "pending"
+	case bigquery.Running:
+		return "running"
+	}
+	return "in an unknown state"
 }
 
 // checkStaged returns a check that a stage job put all want rows of a table into the staging table: a load job
 // whose data never fully arrived (an upload cut off after the job was recorded) must not be merged as if it
 // had. The job's statistics say how many rows it wrote; without them (the emulator keeps none), the staging
 // table's row count does. A staging table that is gone was merged and dropped already.
-func (w *Warehouse) checkStaged(ctx context.Context, stage *bigquery.Table, want int64) func(*bigquery.Job) error {
-	return func(j *bigquery.Job) error {
+func (w *Warehouse) checkStaged(stage *bigquery.Table, want int64) func(context.Context, *bigquery.Job) error {
+	return func(ctx context.Context, j *bigquery.Job) error {
 		got := int64(-1)
 		if st := j.LastStatus(); st != nil && st.Statistics != nil {
 			if ls, ok := st.Statistics.Details.(*bigquery.LoadStatistics); ok {
@@ -443,12 +720,12 @@ func (w *Warehouse) checkStaged(ctx context.Context, stage *bigquery.Table, want
 			}
 		}
 		if got < 0 {
-			md, err := stage.Metadata(ctx)
+			md, err := w.tableMetadata(ctx, stage)
 			switch {
 			case isStatus(err, http.StatusNotFound):
 				return nil
 			case err != nil:
-				return fmt.Errorf("look up %s: %w", stage.TableID, err)
+				return classified(fmt.Errorf("look up %s: %w", stage.TableID, err), anyCall)
 			}
 			got = int64(md.NumRows)
 		}
@@ -469,6 +746,16 @@ func (w *Warehouse) dedupSQL(table, stage string) string {
 // mergeSQL inserts the deduplicated rows whose key is not in the table yet. The ON clause restricts the target
 // to the batch's occurred_at range (and the NULL partition when the batch has rows without a time), so the
 // MERGE reads only those partitions.
+//
+// Two replicas whose batches hold the same event can run this MERGE for the same new key at once. Nothing in
+// BigQuery's documentation makes that safe. Each DML statement reads the table at its own snapshot (snapshot
+// isolation: https://cloud.google.com/blog/products/data-analytics/dml-without-limits-now-in-bigquery). Concurrent
+// mutating statements conflict only when they mutate the same partition, and the DML page treats a MERGE that
+// only inserts rows as one that does not conflict
+// (https://cloud.google.com/bigquery/docs/data-manipulation-language#dml_statement_conflicts). So both replicas
+// may commit a row. docs/operations.md (section 7) gives that window and the check, and events_latest shows one
+// row per event_id. When BigQuery does report a conflict (invalidQuery "… due to concurrent update"), classOf
+// makes it transient, and the MERGE's next attempt sees the other commit and does not insert the key twice.
 func (w *Warehouse) mergeSQL(table, dedup string, b load.Batch) string {
 	var on []string
 	for _, k := range naturalKeys[table] {
@@ -500,69 +787,4 @@ func pruneSQL(b load.Batch) string {
 		prune = append(prune, "T.occurred_at IS NULL")
 	}
 	return "(" + strings.Join(prune, " OR ") + ")"
-}
-
-// classify marks errors that retrying the batch cannot fix as rejected.
-func (w *Warehouse) classify(err error) error {
-	if permanent(err) {
-		return fmt.Errorf("%w: %w", load.ErrRejected, err)
-	}
-	return err
-}
-
-// Reasons BigQuery gives for errors worth retrying, and for errors about the batch or statement itself.
-var (
-	retryReasons = map[string]bool{"backendError": true, "rateLimitExceeded": true, "quotaExceeded": true, "internalError": true}
-	badReasons   = map[string]bool{"invalid": true, "invalidQuery": true}
-)
-
-type errKind int
-
-const (
-	otherError     errKind = iota
-	transientError         // 5xx, 429, rate and quota limits, network failures: retry
-	permanentError         // the data or the statement: the same batch will fail again
-)
-
-func kindOf(err error) errKind {
-	reason := func(r string) errKind {
-		switch {
-		case retryReasons[r]:
-			return transientError
-		case badReasons[r]:
-			return permanentError
-		}
-		return otherError
-	}
-	var ge *googleapi.Error
-	if errors.As(err, &ge) {
-		if ge.Code >= 500 || ge.Code == http.StatusTooManyRequests {
-			return transientError
-		}
-		for _, e := range ge.Errors {
-			if k := reason(e.Reason); k != otherError {
-				return k
-			}
-		}
-		if ge.Code == http.StatusBadRequest {
-			return permanentError
-		}
-		return otherError
-	}
-	var be *bigquery.Error
-	if errors.As(err, &be) {
-		return reason(be.Reason)
-	}
-	if errors.Is(err, context.Canceled) {
-		return otherError
-	}
-	return transientError
-}
-
-func permanent(err error) bool { return kindOf(err) == permanentError }
-func transient(err error) bool { return kindOf(err) == transientError }
-
-func isStatus(err error, code int) bool {
-	var ge *googleapi.Error
-	return errors.As(err, &ge) && ge.Code == code
 }

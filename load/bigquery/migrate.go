@@ -40,9 +40,9 @@ func schemaFor(cfg Config) (map[string][]sqlfiles.Column, int, error) {
 // changed, so the views that read it are recreated.
 func (w *Warehouse) migrate(ctx context.Context) (bool, error) {
 	ds := w.c.Dataset(w.cfg.Dataset)
-	dmd, err := ds.Metadata(ctx)
+	dmd, err := within(ctx, w.cfg.StepTimeout, ds.Metadata)
 	if err != nil {
-		return false, fmt.Errorf("look up dataset %s: %w", w.cfg.Dataset, err)
+		return false, classified(fmt.Errorf("look up dataset %s: %w", w.cfg.Dataset, err), anyCall)
 	}
 	recorded := 0
 	if s, ok := dmd.Labels[versionLabel]; ok {
@@ -63,9 +63,9 @@ func (w *Warehouse) migrate(ctx context.Context) (bool, error) {
 	var problems []string
 	for _, t := range transform.Tables {
 		table := ds.Table(t)
-		md, err := table.Metadata(ctx)
+		md, err := w.tableMetadata(ctx, table)
 		if err != nil {
-			return false, fmt.Errorf("look up table %s: %w", t, err)
+			return false, classified(fmt.Errorf("look up table %s: %w", t, err), anyCall)
 		}
 		m := sqlfiles.Diff("`"+w.cfg.Dataset+"."+t+"`", w.columns[t], columnsOf(md.Schema))
 		problems = append(problems, m.Problems...)
@@ -97,18 +97,25 @@ func (w *Warehouse) migrate(ctx context.Context) (bool, error) {
 		return false, &load.SchemaDifference{Warehouse: w.Name(), Problems: problems}
 	}
 	for _, u := range updates {
-		if _, err := u.table.Update(ctx, bigquery.TableMetadataToUpdate{Schema: u.schema}, u.etag); err != nil {
-			if permanent(err) { // refused, not failed: about the warehouse, never about a batch
-				return false, fmt.Errorf("migrate table %s: %w: %w", u.table.TableID, load.ErrSystemic, err)
-			}
-			return false, fmt.Errorf("migrate table %s: %w", u.table.TableID, err)
+		err := do(ctx, w.cfg.StepTimeout, func(ctx context.Context) error {
+			_, err := u.table.Update(ctx, bigquery.TableMetadataToUpdate{Schema: u.schema}, u.etag)
+			return err
+		})
+		if err != nil {
+			// A refusal is about the warehouse, never about a batch: classified as a plain call, it is
+			// systemic or transient, never rejected.
+			return false, classified(fmt.Errorf("migrate table %s: %w", u.table.TableID, err), anyCall)
 		}
 	}
 	if recorded != w.version {
 		var dm bigquery.DatasetMetadataToUpdate
 		dm.SetLabel(versionLabel, strconv.Itoa(w.version))
-		if _, err := ds.Update(ctx, dm, ""); err != nil {
-			return false, fmt.Errorf("record schema version of dataset %s: %w", w.cfg.Dataset, err)
+		err := do(ctx, w.cfg.StepTimeout, func(ctx context.Context) error {
+			_, err := ds.Update(ctx, dm, "")
+			return err
+		})
+		if err != nil {
+			return false, classified(fmt.Errorf("record schema version of dataset %s: %w", w.cfg.Dataset, err), anyCall)
 		}
 	}
 	return len(updates) > 0, nil

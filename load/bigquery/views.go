@@ -34,32 +34,35 @@ func (w *Warehouse) ensureViews(ctx context.Context, force bool) error {
 		sum := sha256.Sum256([]byte(ddl))
 		digest := hex.EncodeToString(sum[:8])
 		table := ds.Table(v.Name)
-		md, err := table.Metadata(ctx)
+		md, err := w.tableMetadata(ctx, table)
 		if err == nil && md.Labels[viewLabel] == digest && !force {
 			continue
 		}
 		if err != nil && !isStatus(err, http.StatusNotFound) {
-			return fmt.Errorf("look up view %s: %w", v.Name, err)
+			return classified(fmt.Errorf("look up view %s: %w", v.Name, err), anyCall)
 		}
 		if err := w.run(ctx, ddl); err != nil {
-			return fmt.Errorf("create view %s: %w", v.Name, err)
+			return classified(fmt.Errorf("create view %s: %w", v.Name, err), anyCall)
 		}
 		var u bigquery.TableMetadataToUpdate
 		u.SetLabel(viewLabel, digest)
-		if _, err := table.Update(ctx, u, ""); err != nil {
-			return fmt.Errorf("label view %s: %w", v.Name, err)
+		if _, err := within(ctx, w.cfg.StepTimeout, func(ctx context.Context) (*bigquery.TableMetadata, error) { return table.Update(ctx, u, "") }); err != nil {
+			return classified(fmt.Errorf("label view %s: %w", v.Name, err), anyCall)
 		}
 	}
 	return nil
 }
 
-// run runs one statement as a query job and waits for it.
+// run runs one statement as a query job in the dataset's location and waits for it, both under the step
+// deadline.
 func (w *Warehouse) run(ctx context.Context, statement string) error {
-	j, err := w.c.Query(statement).Run(ctx)
+	q := w.c.Query(statement)
+	q.Location = w.location
+	j, err := within(ctx, w.cfg.StepTimeout, q.Run)
 	if err != nil {
 		return err
 	}
-	st, err := j.Wait(ctx)
+	st, err := w.wait(ctx, j)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,9 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -22,8 +24,11 @@ import (
 )
 
 // faultProxy sits between the client and the emulator and injects what the emulator cannot show: 5xx and 429
-// answers to job requests, and the 409 BigQuery gives when a job ID is reused (the emulator answers 500). It is
-// a fake for fault injection only; the data path is the real emulator.
+// answers to job requests, the 409 BigQuery gives when a job ID is reused (the emulator answers 500), query jobs
+// that fail with BigQuery's error reasons, job look-ups that BigQuery answers 404 (no location given, or a job
+// in another location), and uploads that stall. It is a fake for fault injection only; the data path is the
+// real emulator. What each fault imitates is said at its field, after BigQuery's documentation
+// (https://cloud.google.com/bigquery/docs/error-messages, https://cloud.google.com/bigquery/docs/locations).
 type faultProxy struct {
 	failAt   atomic.Int64 // the number of one job insert to answer with status (1 is the first); 0 for none
 	failures atomic.Int64 // job inserts to answer with status, before forwarding anything
@@ -33,6 +38,73 @@ type faultProxy struct {
 	// 503, as a connection lost in the middle of an upload would leave it; 0 for none.
 	cutAt   atomic.Int64
 	inserts atomic.Int64
+	// stall is the number of uploads to hold without an answer until the client gives up, as a transfer that
+	// stops mid-way leaves a request.
+	stall atomic.Int64
+	// lookupsNeedLocation answers 404 to a jobs.get without a location, as BigQuery does for a job outside the
+	// US and EU multi-regions (https://cloud.google.com/bigquery/docs/locations#specify_locations).
+	lookupsNeedLocation atomic.Bool
+	// lookupsFail answers 404 to every jobs.get, as BigQuery does when the job lives in another location than
+	// the one asked for.
+	lookupsFail atomic.Bool
+
+	mu sync.Mutex
+	// queryFaults fail the next query jobs whose SQL holds their match (see jobFault).
+	queryFaults []*jobFault
+	failed      map[string]*jobFault // job ID → the fault it failed with
+	created     map[string]bool      // job IDs whose insert the emulator accepted: reusing one answers 409
+}
+
+// jobFault makes query jobs fail as BigQuery fails them: jobs.insert accepts the job (RUNNING), jobs.get then
+// shows it DONE with errorResult {reason, message}, and jobs.getQueryResults answers the same error as HTTP
+// status (BigQuery returns a failed query's error from getQueryResults as an HTTP error).
+type jobFault struct {
+	match           string // a substring of the query, e.g. "MERGE" or "ROW_NUMBER"
+	times           int    // how many jobs to fail
+	status          int
+	reason, message string
+}
+
+var (
+	jobIDField = regexp.MustCompile(`"jobId":\s*"([^"]+)"`)
+	jobGet     = regexp.MustCompile(`/projects/[^/]+/jobs/([^/]+)$`)
+	queryGet   = regexp.MustCompile(`/projects/[^/]+/queries/([^/]+)$`)
+)
+
+// failQueries adds a fault for the next query jobs.
+func (f *faultProxy) failQueries(fault jobFault) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queryFaults = append(f.queryFaults, &fault)
+}
+
+// faultsLeft is the number of query jobs still to fail.
+func (f *faultProxy) faultsLeft() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, q := range f.queryFaults {
+		n += q.times
+	}
+	return n
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) { s.code = code; s.ResponseWriter.WriteHeader(code) }
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprint(w, body)
+}
+
+func errorBody(status int, reason, message string) string {
+	return fmt.Sprintf(`{"error":{"code":%d,"message":%q,"errors":[{"reason":%q,"message":%q,"domain":"global"}]}}`, status, message, reason, message)
 }
 
 func (f *faultProxy) start(t *testing.T, target string) []option.ClientOption {
@@ -40,40 +112,112 @@ func (f *faultProxy) start(t *testing.T, target string) []option.ClientOption {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.failed, f.created = map[string]*jobFault{}, map[string]bool{}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	quit := make(chan struct{}) // closed at the end of the test, so that no held request outlives it
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		insert := r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/jobs")
-		if insert {
-			n := f.inserts.Add(1)
-			if f.failures.Add(-1) >= 0 || n == f.failAt.Load() {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(f.status)
-				fmt.Fprintf(w, `{"error":{"code":%d,"message":"injected","errors":[{"reason":"backendError","message":"injected"}]}}`, f.status)
+		if m := jobGet.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodGet {
+			f.mu.Lock()
+			fault := f.failed[m[1]]
+			f.mu.Unlock()
+			switch {
+			case fault != nil:
+				writeJSON(w, http.StatusOK, fmt.Sprintf(`{"kind":"bigquery#job","jobReference":{"projectId":%q,"jobId":%q,"location":%q},`+
+					`"configuration":{"jobType":"QUERY","query":{"query":"injected"}},"status":{"state":"DONE","errorResult":{"reason":%q,"message":%q},"errors":[{"reason":%q,"message":%q}]}}`,
+					project, m[1], r.URL.Query().Get("location"), fault.reason, fault.message, fault.reason, fault.message))
 				return
-			}
-			if n == f.cutAt.Load() {
-				body, _ := io.ReadAll(r.Body)
-				r.Body = io.NopCloser(bytes.NewReader(body[:len(body)/2]))
-				r.ContentLength = int64(len(body) / 2)
-				rp.ServeHTTP(httptest.NewRecorder(), r)
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprint(w, `{"error":{"code":503,"message":"injected","errors":[{"reason":"backendError","message":"connection lost"}]}}`)
-				return
-			}
-			if f.conflict.Add(-1) >= 0 {
-				rec := httptest.NewRecorder()
-				rp.ServeHTTP(rec, r)
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusConflict)
-				fmt.Fprint(w, `{"error":{"code":409,"message":"Already Exists: Job","errors":[{"reason":"duplicate","message":"Already Exists"}]}}`)
+			case f.lookupsFail.Load() || (f.lookupsNeedLocation.Load() && r.URL.Query().Get("location") == ""):
+				writeJSON(w, http.StatusNotFound, errorBody(http.StatusNotFound, "notFound", "Not found: Job "+project+":"+m[1]))
 				return
 			}
 		}
-		rp.ServeHTTP(w, r)
+		if m := queryGet.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodGet {
+			f.mu.Lock()
+			fault := f.failed[m[1]]
+			f.mu.Unlock()
+			if fault != nil {
+				writeJSON(w, fault.status, errorBody(fault.status, fault.reason, fault.message))
+				return
+			}
+		}
+		insert := r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/jobs")
+		if !insert {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		upload := strings.HasPrefix(r.URL.Path, "/upload/")
+		n := f.inserts.Add(1)
+		if upload && f.stall.Add(-1) >= 0 {
+			io.Copy(io.Discard, r.Body) // take what the client sends, answer nothing until it gives up
+			select {
+			case <-r.Context().Done():
+			case <-quit:
+			}
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		id := ""
+		if m := jobIDField.FindSubmatch(body); m != nil {
+			id = string(m[1])
+		}
+		f.mu.Lock()
+		reused := id != "" && f.created[id]
+		var fault *jobFault
+		if !upload && !reused {
+			for _, q := range f.queryFaults {
+				if q.times > 0 && bytes.Contains(body, []byte(q.match)) {
+					q.times--
+					fault = q
+					f.failed[id] = q
+					break
+				}
+			}
+		}
+		f.mu.Unlock()
+		switch {
+		case reused:
+			writeJSON(w, http.StatusConflict, errorBody(http.StatusConflict, "duplicate", "Already Exists: Job "+project+":"+id))
+			return
+		case fault != nil:
+			writeJSON(w, http.StatusOK, fmt.Sprintf(`{"kind":"bigquery#job","jobReference":{"projectId":%q,"jobId":%q},`+
+				`"configuration":{"jobType":"QUERY","query":{"query":"injected"}},"status":{"state":"RUNNING"}}`, project, id))
+			return
+		case f.failures.Add(-1) >= 0 || n == f.failAt.Load():
+			writeJSON(w, f.status, fmt.Sprintf(`{"error":{"code":%d,"message":"injected","errors":[{"reason":"backendError","message":"injected"}]}}`, f.status))
+			return
+		case n == f.cutAt.Load():
+			r.Body = io.NopCloser(bytes.NewReader(body[:len(body)/2]))
+			r.ContentLength = int64(len(body) / 2)
+			rp.ServeHTTP(httptest.NewRecorder(), r)
+			writeJSON(w, http.StatusServiceUnavailable, `{"error":{"code":503,"message":"injected","errors":[{"reason":"backendError","message":"connection lost"}]}}`)
+			return
+		case f.conflict.Add(-1) >= 0:
+			rec := httptest.NewRecorder()
+			rp.ServeHTTP(rec, r)
+			f.record(id, rec.Code)
+			writeJSON(w, http.StatusConflict, `{"error":{"code":409,"message":"Already Exists: Job","errors":[{"reason":"duplicate","message":"Already Exists"}]}}`)
+			return
+		}
+		sr := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		rp.ServeHTTP(sr, r)
+		f.record(id, sr.code)
 	}))
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		close(quit)
+		srv.Close()
+	})
 	return []option.ClientOption{option.WithEndpoint(srv.URL), option.WithoutAuthentication()}
+}
+
+// record notes a job ID the emulator accepted, so that inserting it again answers 409 as BigQuery does.
+func (f *faultProxy) record(id string, code int) {
+	if id == "" || code/100 != 2 {
+		return
+	}
+	f.mu.Lock()
+	f.created[id] = true
+	f.mu.Unlock()
 }
 
 // behindProxy starts an emulator and a fault proxy in front of it that answers faults with status, and returns

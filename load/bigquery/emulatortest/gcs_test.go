@@ -12,21 +12,28 @@ import (
 	"sendpilot-loader/load/loadtest"
 )
 
-// With a staging bucket, Parquet files go to Cloud Storage and the load jobs read them from there. The bucket is
-// fsouza/fake-gcs-server on loopback; the emulator and our storage client both find it through
-// STORAGE_EMULATOR_HOST.
-func TestLoadThroughGCSBucket(t *testing.T) {
+// stagingBucket starts fsouza/fake-gcs-server on loopback with a bucket "staging" holding one object "keep", its
+// buckets in location (the fake's default when empty), and points STORAGE_EMULATOR_HOST at it for the test.
+func stagingBucket(t *testing.T, location string) *fakestorage.Server {
+	t.Helper()
 	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{
-		Host: "127.0.0.1", Scheme: "http", PublicHost: "127.0.0.1",
+		Host: "127.0.0.1", Scheme: "http", PublicHost: "127.0.0.1", BucketsLocation: location,
 		InitialObjects: []fakestorage.Object{{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "staging", Name: "keep"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer gcs.Stop()
+	t.Cleanup(gcs.Stop)
 	u, _ := url.Parse(gcs.URL())
 	t.Setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:"+u.Port())
+	return gcs
+}
 
+// With a staging bucket, Parquet files go to Cloud Storage and the load jobs read them from there. The bucket is
+// fsouza/fake-gcs-server on loopback; the emulator and our storage client both find it through
+// STORAGE_EMULATOR_HOST.
+func TestLoadThroughGCSBucket(t *testing.T) {
+	gcs := stagingBucket(t, "")
 	opts, _ := emulator(t)
 	ctx := context.Background()
 	w, err := bigquery.New(ctx, bigquery.Config{Project: project, Dataset: dataset, Bucket: "staging"}, opts...)
