@@ -3,16 +3,12 @@ package load
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"unicode/utf8"
 
-	"sendpilot-loader/extract/envelope"
 	"sendpilot-loader/internal/fsutil"
 	"sendpilot-loader/transform"
 )
@@ -153,7 +149,7 @@ func (iso *isolation) partial(ctx context.Context, refs []lineRef, suffix string
 			_, err = sf.ReadAt(raw, r.off)
 		}
 		if err == nil {
-			_, err = w.Write(append(quarantineRecord(nil, "isolating", r, raw), '\n'))
+			_, err = w.Write(append(transform.AppendQuarantineRecord(nil, "isolating", r.path, r.line, raw), '\n'))
 		}
 		if err != nil {
 			f.Close()
@@ -185,29 +181,9 @@ func (iso *isolation) refuse(r lineRef, cause error) error {
 	if err != nil {
 		return fmt.Errorf("read refused line: %w", err)
 	}
-	iso.refused = append(quarantineRecord(iso.refused, "refused by the warehouse: "+cause.Error(), r, raw), '\n')
+	iso.refused = append(transform.AppendQuarantineRecord(iso.refused, "refused by the warehouse: "+cause.Error(), r.path, r.line, raw), '\n')
 	iso.nRefused++
 	return nil
-}
-
-// quarantineRecord appends a quarantine record in the transform's format (which backfill replays): the reason,
-// the line's source and the line itself.
-func quarantineRecord(dst []byte, reason string, r lineRef, raw []byte) []byte {
-	dst = append(dst, `{"quarantine":{"reason":`...)
-	dst = envelope.AppendString(dst, reason)
-	dst = append(dst, `,"source_file":`...)
-	dst = envelope.AppendString(dst, r.path)
-	dst = append(dst, `,"source_line":`...)
-	dst = strconv.AppendInt(dst, r.line, 10)
-	dst = append(dst, '}')
-	if utf8.Valid(raw) {
-		dst = append(dst, `,"line":`...)
-		dst = envelope.AppendString(dst, string(raw))
-	} else {
-		dst = append(dst, `,"line_base64":`...)
-		dst = envelope.AppendString(dst, base64.StdEncoding.EncodeToString(raw))
-	}
-	return append(dst, '}')
 }
 
 // lineRefs indexes the non-empty lines of the segments.

@@ -117,7 +117,7 @@ func (f *flattener) line(raw []byte, src source) {
 	switch {
 	case obj.Get("quarantine") != nil && (obj.Get("line") != nil || obj.Get("line_base64") != nil):
 		f.requeue(raw, obj, src)
-	case obj.Get("v") != nil && obj.Get("received_at") != nil:
+	case obj.Get(envelope.KeyVersion) != nil && obj.Get(envelope.KeyReceivedAt) != nil:
 		f.envelope(raw, obj, src)
 	default:
 		if err := fastjson.ValidateBytes(raw); err != nil {
@@ -152,23 +152,23 @@ var noEnvelope envelopeInfo
 
 func (f *flattener) envelope(raw []byte, obj *fastjson.Object, src source) {
 	var info envelopeInfo
-	if r := obj.Get("received_at"); r != nil {
+	if r := obj.Get(envelope.KeyReceivedAt); r != nil {
 		info.receivedAt, info.hasRecv, info.recvOutOfRange = readTime(r)
 	}
-	if s := obj.Get("signature"); s != nil {
+	if s := obj.Get(envelope.KeySignature); s != nil {
 		info.signature, _ = s.StringBytes()
 	}
-	if p := obj.Get("payload"); p != nil {
+	if p := obj.Get(envelope.KeyPayload); p != nil {
 		f.event(raw, p, src, info)
 		return
 	}
 	reason := "envelope has no payload"
-	if q := obj.Get("quarantine"); q != nil {
+	if q := obj.Get(envelope.KeyQuarantine); q != nil {
 		if b, err := q.StringBytes(); err == nil {
 			reason = string(b)
 		}
 	}
-	if t := obj.Get("payload_text"); t != nil {
+	if t := obj.Get(envelope.KeyPayloadText); t != nil {
 		text, _ := t.StringBytes()
 		if p, err := f.parse(&f.inner, text); err == nil && fastjson.ValidateBytes(text) == nil {
 			f.event(raw, p, src, info)
@@ -215,22 +215,30 @@ func (f *flattener) requeue(raw []byte, obj *fastjson.Object, src source) {
 // reject writes a quarantine record: the line exactly as read, its source and the reason.
 func (f *flattener) reject(raw []byte, src source, reason string) {
 	f.stats.Quarantined++
-	q := append(f.quarantine, `{"quarantine":{"reason":`...)
-	q = envelope.AppendString(q, reason)
-	q = append(q, `,"source_file":`...)
-	q = envelope.AppendString(q, src.file)
-	q = append(q, `,"source_line":`...)
-	q = strconv.AppendInt(q, src.line, 10)
-	q = append(q, '}')
+	f.quarantine = append(AppendQuarantineRecord(f.quarantine, reason, src.file, src.line, raw), '\n')
+}
+
+// AppendQuarantineRecord appends a quarantine record (without its newline) to dst: one JSON object holding
+// the reason, where the line came from and the line exactly as read (base64 when it is not UTF-8). It is the
+// one format of quarantine files; Files reads such records back as the line they hold, from its original
+// file and line, so a quarantine file can be replayed after a fix.
+func AppendQuarantineRecord(dst []byte, reason, file string, line int64, raw []byte) []byte {
+	dst = append(dst, `{"quarantine":{"reason":`...)
+	dst = envelope.AppendString(dst, reason)
+	dst = append(dst, `,"source_file":`...)
+	dst = envelope.AppendString(dst, file)
+	dst = append(dst, `,"source_line":`...)
+	dst = strconv.AppendInt(dst, line, 10)
+	dst = append(dst, '}')
 	if utf8.Valid(raw) {
-		q = append(q, `,"line":`...)
-		q = envelope.AppendString(q, string(raw))
+		dst = append(dst, `,"line":`...)
+		dst = envelope.AppendString(dst, string(raw))
 	} else {
-		q = append(q, `,"line_base64":"`...)
-		q = base64.StdEncoding.AppendEncode(q, raw)
-		q = append(q, '"')
+		dst = append(dst, `,"line_base64":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, raw)
+		dst = append(dst, '"')
 	}
-	f.quarantine = append(q, '}', '\n')
+	return append(dst, '}')
 }
 
 // event writes the rows of one SendPilot event.

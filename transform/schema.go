@@ -15,6 +15,16 @@ const (
 // Tables lists the output tables in the order they are written and reported.
 var Tables = []string{TableEvents, TableLeads, TableExperience, TableEducation}
 
+// NaturalKeys are each table's key: the only rule by which scheduled loads and backfills tell a row the
+// warehouse already holds, and by which a replace finds the rows to replace. Every warehouse builds its dedup
+// and merge statements from it.
+var NaturalKeys = map[string][]string{
+	TableEvents:     {"event_id"},
+	TableLeads:      {"event_id", "lead_index"},
+	TableExperience: {"event_id", "lead_index", "position"},
+	TableEducation:  {"event_id", "lead_index", "position"},
+}
+
 var (
 	tsType   = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 	strType  = arrow.BinaryTypes.String

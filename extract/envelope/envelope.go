@@ -20,6 +20,20 @@ import (
 // Version is the envelope format written by this build. Readers accept every version up to it.
 const Version = 1
 
+// The keys of an envelope line, for readers that look at a line without decoding it into an Envelope (the
+// transform). TestKeys checks them against the struct tags below.
+const (
+	KeyVersion       = "v"
+	KeyReceivedAt    = "received_at"
+	KeySignature     = "signature"
+	KeyEventID       = "event_id"
+	KeyEventType     = "event_type"
+	KeyQuarantine    = "quarantine"
+	KeyPayload       = "payload"
+	KeyPayloadText   = "payload_text"
+	KeyPayloadBase64 = "payload_base64"
+)
+
 // Signature verdicts recorded in the envelope.
 const (
 	SigValid     = "valid"     // a configured secret produced one of the s= values
@@ -68,10 +82,10 @@ func AppendLine(dst []byte, e *Envelope) []byte {
 	dst = appendKeys(dst, e)
 	switch {
 	case e.PayloadText != "":
-		dst = appendField(dst, "payload_text", e.PayloadText)
+		dst = appendField(dst, KeyPayloadText, e.PayloadText)
 	case len(e.PayloadBase64) > 0:
 		b, _ := json.Marshal(e.PayloadBase64) // a []byte marshals as a base64 string
-		dst = append(dst, `,"payload_base64":`...)
+		dst = append(dst, `,"`+KeyPayloadBase64+`":`...)
 		dst = append(dst, b...)
 	}
 	return append(dst, '}')
@@ -81,16 +95,16 @@ func AppendLine(dst []byte, e *Envelope) []byte {
 // e.Payload itself. The payload's compact JSON and a closing '}' complete the line: a writer that holds the
 // payload already can put the head in front of it without copying the payload.
 func AppendHead(dst []byte, e *Envelope) []byte {
-	return append(appendKeys(dst, e), `,"payload":`...)
+	return append(appendKeys(dst, e), `,"`+KeyPayload+`":`...)
 }
 
 // appendKeys appends the opening brace and every key before the payload.
 func appendKeys(dst []byte, e *Envelope) []byte {
-	dst = append(dst, `{"v":`...)
+	dst = append(dst, `{"`+KeyVersion+`":`...)
 	dst = strconv.AppendInt(dst, int64(e.V), 10)
-	dst = append(dst, `,"received_at":"`...)
+	dst = append(dst, `,"`+KeyReceivedAt+`":"`...)
 	dst = e.ReceivedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, `","signature":`...)
+	dst = append(dst, `","`+KeySignature+`":`...)
 	dst = AppendString(dst, e.Signature)
 	dst = appendField(dst, "remote_addr", e.RemoteAddr)
 	if len(e.Headers) > 0 {
@@ -110,9 +124,9 @@ func appendKeys(dst []byte, e *Envelope) []byte {
 		}
 		dst = append(dst, '}')
 	}
-	dst = appendField(dst, "event_id", e.EventID)
-	dst = appendField(dst, "event_type", e.EventType)
-	return appendField(dst, "quarantine", e.Quarantine)
+	dst = appendField(dst, KeyEventID, e.EventID)
+	dst = appendField(dst, KeyEventType, e.EventType)
+	return appendField(dst, KeyQuarantine, e.Quarantine)
 }
 
 func appendField(dst []byte, key, val string) []byte {
@@ -185,7 +199,7 @@ func Decode(line []byte) (Envelope, error) {
 	return e, nil
 }
 
-var headPrefix = []byte(`{"v":`)
+var headPrefix = []byte(`{"` + KeyVersion + `":`)
 
 // IsEnvelope reports whether line starts the way every envelope does. It does not validate the rest.
 func IsEnvelope(line []byte) bool {
@@ -194,7 +208,7 @@ func IsEnvelope(line []byte) bool {
 
 // ReceivedAt reads the receive time from the first bytes of an envelope line, without parsing the rest.
 func ReceivedAt(head []byte) (time.Time, bool) {
-	const key = `"received_at":"`
+	const key = `"` + KeyReceivedAt + `":"`
 	i := bytes.Index(head, []byte(key))
 	if i < 0 || !bytes.HasPrefix(head, headPrefix) {
 		return time.Time{}, false

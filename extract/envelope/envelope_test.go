@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -128,4 +129,27 @@ func FuzzEnvelopeRoundTrip(f *testing.F) {
 			t.Fatalf("body changed: %q -> %q", e.Body(), got.Body())
 		}
 	})
+}
+
+// The key constants are what an Envelope marshals to, so readers that scan lines by key and writers agree.
+func TestKeys(t *testing.T) {
+	e := Envelope{V: 1, ReceivedAt: time.Unix(1, 0), Signature: SigValid, EventID: "e", EventType: "t", Quarantine: "q",
+		Payload: []byte(`{}`), PayloadText: "x", PayloadBase64: []byte{1}}
+	raw, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	json.Unmarshal(raw, &m)
+	for _, k := range []string{KeyVersion, KeyReceivedAt, KeySignature, KeyEventID, KeyEventType, KeyQuarantine, KeyPayload, KeyPayloadText, KeyPayloadBase64} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("key %q is not a field of Envelope", k)
+		}
+	}
+	line := AppendLine(nil, &Envelope{V: 1, ReceivedAt: time.Unix(1, 0), Signature: SigValid, EventID: "e", Payload: []byte(`{}`)})
+	for _, k := range []string{KeyVersion, KeyReceivedAt, KeySignature, KeyEventID, KeyPayload} {
+		if !strings.Contains(string(line), `"`+k+`":`) {
+			t.Errorf("AppendLine does not write key %q: %s", k, line)
+		}
+	}
 }

@@ -88,14 +88,6 @@ const (
 // conflictLookups bounds how often a job that BigQuery says exists (409) is looked for before giving up.
 const conflictLookups = 4
 
-// naturalKeys are the dedup keys of each table.
-var naturalKeys = map[string][]string{
-	transform.TableEvents:     {"event_id"},
-	transform.TableLeads:      {"event_id", "lead_index"},
-	transform.TableExperience: {"event_id", "lead_index", "position"},
-	transform.TableEducation:  {"event_id", "lead_index", "position"},
-}
-
 // clustering of each table; events are mostly filtered by type and campaign, leads by job, children by lead.
 var clustering = map[string][]string{
 	transform.TableEvents:     {"event_type", "campaign_id"},
@@ -738,7 +730,7 @@ func (w *Warehouse) checkStaged(stage *bigquery.Table, want int64) func(context.
 
 // dedupSQL keeps one row per natural key of a staging table.
 func (w *Warehouse) dedupSQL(table, stage string) string {
-	keys := strings.Join(naturalKeys[table], ", ")
+	keys := strings.Join(transform.NaturalKeys[table], ", ")
 	return fmt.Sprintf("SELECT * EXCEPT (_rn) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY %s ORDER BY %s) AS _rn FROM `%s.%s`) WHERE _rn = 1",
 		keys, keys, w.cfg.Dataset, stage)
 }
@@ -758,7 +750,7 @@ func (w *Warehouse) dedupSQL(table, stage string) string {
 // makes it transient, and the MERGE's next attempt sees the other commit and does not insert the key twice.
 func (w *Warehouse) mergeSQL(table, dedup string, b load.Batch) string {
 	var on []string
-	for _, k := range naturalKeys[table] {
+	for _, k := range transform.NaturalKeys[table] {
 		on = append(on, fmt.Sprintf("T.%s = S.%s", k, k))
 	}
 	on = append(on, pruneSQL(b))

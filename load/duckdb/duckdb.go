@@ -36,14 +36,6 @@ import (
 	"sendpilot-loader/transform"
 )
 
-// naturalKeys are the dedup keys of each table.
-var naturalKeys = map[string]string{
-	transform.TableEvents:     "event_id",
-	transform.TableLeads:      "event_id, lead_index",
-	transform.TableExperience: "event_id, lead_index, position",
-	transform.TableEducation:  "event_id, lead_index, position",
-}
-
 // Warehouse is a DuckDB database file.
 type Warehouse struct {
 	path string
@@ -236,13 +228,14 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 		// checks look at the key columns only, so the wide rows stream through without being held: a window
 		// over whole rows, or a primary-key index, made memory grow with the batch and the table.
 		var match []string
-		for _, k := range strings.Split(naturalKeys[table], ", ") {
+		keys := transform.NaturalKeys[table]
+		for _, k := range keys {
 			match = append(match, fmt.Sprintf("t.%s = s.%s", k, k))
 		}
 		q := fmt.Sprintf(`INSERT INTO %[1]s (%[5]s)
 SELECT %[5]s FROM read_parquet(%[2]s, file_row_number = true, hive_partitioning = false) s
 WHERE s.file_row_number IN (SELECT min(file_row_number) FROM read_parquet(%[2]s, file_row_number = true, hive_partitioning = false) GROUP BY %[3]s)
-  AND NOT EXISTS (SELECT 1 FROM %[1]s t WHERE %[4]s)`, table, quote(path), naturalKeys[table], strings.Join(match, " AND "), w.columnList(table))
+  AND NOT EXISTS (SELECT 1 FROM %[1]s t WHERE %[4]s)`, table, quote(path), strings.Join(keys, ", "), strings.Join(match, " AND "), w.columnList(table))
 		r, err := tx.ExecContext(ctx, q)
 		if err != nil {
 			return res, classify(fmt.Errorf("insert %s: %w", table, err))
