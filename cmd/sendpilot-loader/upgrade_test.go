@@ -31,8 +31,13 @@ func TestSchemaDifferencePausesLoadsAndLosesNothing(t *testing.T) {
 	if err == nil {
 		t.Errorf("load over a schema difference exited 0:\n%s", out)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(dataDir, "buffer")); len(entries) != 1 {
+	if entries, _ := filepath.Glob(filepath.Join(dataDir, "buffer", "*.ndjson*")); len(entries) != 1 {
 		t.Errorf("buffer after a paused load: %v, want the one pending segment", entries)
+	}
+	status := exec.Command(binary, "status", "--data-dir", dataDir)
+	status.Env = append(os.Environ(), "SENDPILOT_CONFIG=")
+	if st, _ := status.CombinedOutput(); !strings.Contains(string(st), "LOADS PAUSED") || !strings.Contains(string(st), "sequence_step") {
+		t.Errorf("status while paused does not say so:\n%s", st)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(dataDir, "rejected")); len(entries) != 0 {
 		t.Errorf("rejected/ after a paused load: %v, want nothing", entries)
@@ -43,7 +48,12 @@ func TestSchemaDifferencePausesLoadsAndLosesNothing(t *testing.T) {
 	if got, want := warehouseCounts(t, dataDir), "education=4 events=2 experience=4 leads=4"; got != want {
 		t.Fatalf("after the fix: %s, want %s", got, want)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(dataDir, "buffer")); len(entries) != 0 {
+	if entries, _ := filepath.Glob(filepath.Join(dataDir, "buffer", "*.ndjson*")); len(entries) != 0 {
 		t.Errorf("buffer after the fix: %v, want empty", entries)
+	}
+	status = exec.Command(binary, "status", "--data-dir", dataDir)
+	status.Env = append(os.Environ(), "SENDPILOT_CONFIG=")
+	if st, _ := status.CombinedOutput(); strings.Contains(string(st), "LOADS PAUSED") {
+		t.Errorf("status still paused after the fix:\n%s", st)
 	}
 }
