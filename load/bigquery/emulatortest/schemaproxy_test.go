@@ -101,6 +101,10 @@ func (p *schemaProxy) addColumns(ctx context.Context, c *bq.Client, dataset, tab
 			case "BOOLEAN":
 				typ = "BOOL"
 			}
+			if f.Mode == "REPEATED" { // BigQuery reads a column added as REPEATED as empty arrays
+				added = append(added, "ARRAY<"+typ+">[] AS "+f.Name)
+				continue
+			}
 			added = append(added, "CAST(NULL AS "+typ+") AS "+f.Name)
 		}
 	}
