@@ -90,8 +90,9 @@ func New() (dashboard.Dashboard, error) {
 		WithPanel(series("Group-commit size", "Records made durable by one fsync (mean over the interval).", "none", 6,
 			query(`sum(rate(sendpilot_buffer_group_commit_records_sum{`+sel+`}[$__rate_interval])) / sum(rate(sendpilot_buffer_group_commit_records_count{`+sel+`}[$__rate_interval]))`, "mean"),
 			query(`histogram_quantile(0.99, sum by (le) (rate(sendpilot_buffer_group_commit_records_bucket{`+sel+`}[$__rate_interval])))`, "p99"))).
-		WithPanel(series("Buffer bytes", "Bytes of all files in buffer/, what buffer.max_bytes is compared with.", "bytes", 6,
-			query(`sendpilot_buffer_bytes{`+sel+`}`, "{{instance}}"))).
+		WithPanel(series("Buffer bytes", "Bytes of all files in buffer/, against buffer.max_bytes as the rule file records it.", "bytes", 6,
+			query(`sendpilot_buffer_bytes{`+sel+`}`, "{{instance}}"),
+			query(`sendpilot:buffer_max_bytes{`+sel+`}`, "quota {{instance}}"))).
 		WithPanel(series("Oldest pending event", "Age of the oldest record still in buffer/: the load lag.", "s", 6,
 			query(`sendpilot_buffer_oldest_unloaded_age_seconds{`+sel+`}`, "{{instance}}"),
 			query(`sendpilot_buffer_segments_pending{`+sel+`}`, "pending segments {{instance}}")))
@@ -107,8 +108,9 @@ func New() (dashboard.Dashboard, error) {
 		WithPanel(series("Paused and refused", "Loads paused (1/0) and events refused by the warehouse per interval.", "none", 12,
 			query(`max by (instance) (sendpilot_load_paused{`+sel+`})`, "paused {{instance}}"),
 			query(`sum by (instance) (increase(sendpilot_load_refused_events_total{`+sel+`}[$__rate_interval]))`, "refused {{instance}}"))).
-		WithPanel(series("Load lag", "Age of the oldest unloaded event against the alert threshold of configs/prometheus/alerts.yaml.", "s", 12,
-			query(`max by (instance) (sendpilot_buffer_oldest_unloaded_age_seconds{`+sel+`})`, "{{instance}}")))
+		WithPanel(series("Load lag", "Age of the oldest unloaded event, against the threshold SendPilotLoadLag alerts above (recorded by configs/prometheus/alerts.yaml).", "s", 12,
+			query(`max by (instance) (sendpilot_buffer_oldest_unloaded_age_seconds{`+sel+`})`, "{{instance}}"),
+			query(`max by (instance) (sendpilot:load_lag_threshold_seconds{`+sel+`})`, "alert threshold {{instance}}")))
 
 	d, err := b.Build()
 	if err != nil {
