@@ -48,6 +48,11 @@ type faultProxy struct {
 	// the one asked for.
 	lookupsFail atomic.Bool
 
+	// refuseRows, when set, fails every load job whose uploaded file holds these bytes the way BigQuery fails
+	// a load job over a value it cannot read: the job is accepted and ends DONE with reason "invalid" and a
+	// message naming the row (https://cloud.google.com/bigquery/docs/error-messages#invalid).
+	refuseRows []byte
+
 	mu sync.Mutex
 	// queryFaults fail the next query jobs whose SQL holds their match (see jobFault).
 	queryFaults []*jobFault
@@ -164,6 +169,11 @@ func (f *faultProxy) start(t *testing.T, target string) []option.ClientOption {
 		f.mu.Lock()
 		reused := id != "" && f.created[id]
 		var fault *jobFault
+		if upload && !reused && len(f.refuseRows) > 0 && bytes.Contains(body, f.refuseRows) {
+			fault = &jobFault{status: http.StatusBadRequest, reason: "invalid",
+				message: "Error while reading data, error message: Invalid string value in column event_id at row 1; reason: invalid, location: events.parquet"}
+			f.failed[id] = fault
+		}
 		if !upload && !reused {
 			for _, q := range f.queryFaults {
 				if q.times > 0 && bytes.Contains(body, []byte(q.match)) {

@@ -1,0 +1,80 @@
+package emulatortest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/api/option"
+
+	"sendpilot-loader/extract/buffer"
+	"sendpilot-loader/load"
+)
+
+// One poison event among 1,000 good ones on the BigQuery code path: the emulator stores anything, so the fault
+// proxy refuses any load job whose file holds the poison event, as BigQuery refuses a load job over a value it
+// cannot read. The loader must isolate that one event with BigQuery's error and load the rest in the same run.
+func TestOnePoisonEventIsIsolatedOnBigQuery(t *testing.T) {
+	direct, proxy, w := behindProxy(t, http.StatusInternalServerError)
+	proxy.refuseRows = []byte("xpoisonx")
+	dataDir := t.TempDir()
+	bufDir := filepath.Join(dataDir, "buffer")
+	os.MkdirAll(bufDir, 0o755)
+	var lines []string
+	for i := range 1000 {
+		lines = append(lines, envelopeLine(fmt.Sprintf("evt_good_%04d", i)))
+		if i == 321 {
+			lines = append(lines, envelopeLine("evt_xpoisonx"))
+		}
+	}
+	if err := os.WriteFile(filepath.Join(bufDir, "0000000001.ndjson"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := load.New(load.Options{
+		DataDir:   dataDir,
+		Buffer:    buffer.OpenReader(bufDir, buffer.Options{ArchiveDir: filepath.Join(dataDir, "archive")}),
+		Warehouse: func() (load.Warehouse, error) { return nopClose{w}, nil },
+		Attempts:  1,
+		Backoff:   time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := l.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Batches[0]
+	if m.Step != load.StepArchived || m.Refused != 1 {
+		t.Fatalf("batch %+v", m)
+	}
+	q, _ := os.ReadFile(m.RefusedFile)
+	if !bytes.Contains(q, []byte("evt_xpoisonx")) || !bytes.Contains(q, []byte("Error while reading data")) || bytes.Count(q, []byte("\n")) != 1 {
+		t.Fatalf("refused file: %s", q)
+	}
+	if got := countAll(t, direct); got != "1000" {
+		t.Fatalf("events stored: %s, want 1000", got)
+	}
+}
+
+// nopClose keeps the loader from closing the shared test warehouse at the end of its run.
+type nopClose struct{ load.Warehouse }
+
+func (nopClose) Close() error { return nil }
+
+func envelopeLine(id string) string {
+	return fmt.Sprintf(`{"v":1,"received_at":"2026-01-01T00:00:00Z","signature":"valid","event_id":%q,"payload":{"eventId":%q,"eventType":"message.sent","timestamp":"2024-02-24T10:30:00Z","data":{"message":"hi"}}}`, id, id)
+}
+
+func countAll(t *testing.T, direct []option.ClientOption) string {
+	t.Helper()
+	return fmt.Sprint(query(t, direct, "SELECT COUNT(*) FROM sendpilot.events")[0])
+}
