@@ -226,7 +226,9 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 		}
 		// Keep the first row per key inside the batch (in file order) and skip keys already stored. Both
 		// checks look at the key columns only, so the wide rows stream through without being held: a window
-		// over whole rows, or a primary-key index, made memory grow with the batch and the table.
+		// over whole rows, or a primary-key index, made memory grow with the batch and the table. The stored
+		// side is first narrowed to the batch's own event IDs (a semi-join whose hash table holds the batch's
+		// IDs), so the anti-join holds only the stored keys the batch can collide with, not every key stored.
 		var match []string
 		keys := transform.NaturalKeys[table]
 		for _, k := range keys {
@@ -235,7 +237,8 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 		q := fmt.Sprintf(`INSERT INTO %[1]s (%[5]s)
 SELECT %[5]s FROM read_parquet(%[2]s, file_row_number = true, hive_partitioning = false) s
 WHERE s.file_row_number IN (SELECT min(file_row_number) FROM read_parquet(%[2]s, file_row_number = true, hive_partitioning = false) GROUP BY %[3]s)
-  AND NOT EXISTS (SELECT 1 FROM %[1]s t WHERE %[4]s)`, table, quote(path), strings.Join(keys, ", "), strings.Join(match, " AND "), w.columnList(table))
+  AND NOT EXISTS (SELECT 1 FROM (SELECT %[3]s FROM %[1]s WHERE event_id IN (SELECT event_id FROM read_parquet(%[2]s, hive_partitioning = false))) t
+                  WHERE %[4]s)`, table, quote(path), strings.Join(keys, ", "), strings.Join(match, " AND "), w.columnList(table))
 		r, err := tx.ExecContext(ctx, q)
 		if err != nil {
 			return res, classify(fmt.Errorf("insert %s: %w", table, err))
