@@ -228,19 +228,10 @@ func copyRange(path string, from, to int64, dst string) error {
 		return fmt.Errorf("open segment: %w", err)
 	}
 	defer src.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("create tail file: %w", err)
-	}
-	if _, err := io.Copy(out, io.NewSectionReader(src, from, to-from)); err != nil {
-		out.Close()
-		return fmt.Errorf("copy tail: %w", err)
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return fmt.Errorf("sync tail: %w", err)
-	}
-	return out.Close()
+	return fsutil.WriteSynced(dst, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, io.NewSectionReader(src, from, to-from))
+		return err
+	})
 }
 
 func truncateSync(path string, size int64) error {

@@ -8,6 +8,7 @@ package fsutil
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -48,25 +49,32 @@ func RenameDurable(from, to string) error {
 // mix: it writes path+TempSuffix, fsyncs it, renames it over path and fsyncs the directory.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp := path + TempSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return fmt.Errorf("create temp file: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write temp file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("sync temp file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("close temp file: %w", err)
+	if err := WriteSynced(tmp, perm, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+		return err
 	}
 	return RenameDurable(tmp, path)
+}
+
+// WriteSynced creates (or truncates) path, lets fill write its content, and fsyncs and closes it. On any
+// failure the file is removed, so path holds either everything fill wrote, durably, or nothing. The directory
+// entry itself is not synced: publish the file with RenameDurable or PublishNew, or sync the directory.
+func WriteSynced(path string, perm os.FileMode, fill func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Base(path), err)
+	}
+	err = fill(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return nil
 }
 
 // PublishNew moves the finished temporary file tmp to path only if path does not exist yet, and makes the
