@@ -30,6 +30,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -133,6 +134,7 @@ type Buffer struct {
 	usage   atomic.Int64          // bytes of all files in dir
 	free    atomic.Int64          // free bytes on the file system, refreshed every second
 	sealedN atomic.Int64          // sealed segments in dir
+	badN    atomic.Int64          // .bad files in dir, waiting for a person
 
 	// Owned by the writer goroutine.
 	active      segmentFile
@@ -629,17 +631,20 @@ func (b *Buffer) refresh() {
 		b.log.Error("read buffer dir", "err", err)
 		return
 	}
-	var total, sealed int64
+	var total, sealed, bad int64
 	for _, e := range entries {
 		if info, err := e.Info(); err == nil {
 			total += info.Size()
 		}
 		if n, ok := parseName(e.Name()); ok && n.suffix == sealedSuffix {
 			sealed++
+		} else if ok && strings.HasSuffix(n.suffix, badSuffix) {
+			bad++
 		}
 	}
 	b.usage.Store(total)
 	b.sealedN.Store(sealed)
+	b.badN.Store(bad)
 	if free, err := b.opts.freeSpace(b.dir); err == nil {
 		b.free.Store(free)
 	} else {

@@ -43,6 +43,10 @@ func newMetrics(reg prometheus.Registerer, b *Buffer) *metrics {
 			Help: "Sealed segments waiting for the loader.",
 		}, func() float64 { return float64(b.sealedN.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sendpilot_buffer_bad_files",
+			Help: "Files recovery moved aside in the buffer directory (*.bad), kept for a person to look at.",
+		}, func() float64 { return float64(b.badN.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sendpilot_buffer_bytes",
 			Help: "Bytes of all files in the buffer directory (sealed and active segments).",
 		}, func() float64 { return float64(b.usage.Load()) }),

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"sendpilot-loader/internal/fsutil"
 	"sendpilot-loader/internal/record"
 )
@@ -208,4 +210,26 @@ func TestParseName(t *testing.T) {
 	if n, ok := parseName(stem + sealedSuffix); err != nil || !ok || !n.v2 || n.seq != 42 {
 		t.Errorf("newStem(42) = %q, %v: does not parse back", stem, err)
 	}
+}
+
+// A file recovery kept aside is counted by a gauge, so operators can alert on it.
+func TestBadFilesAreCounted(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "0000000001"+activeSuffix), []byte(`{"n":1}`+"\n"+`{"n":`), 0o644)
+	reg := prometheus.NewRegistry()
+	b := mustOpen(t, dir, Options{Registerer: reg})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "sendpilot_buffer_bad_files" {
+			if got := mf.GetMetric()[0].GetGauge().GetValue(); got != 1 {
+				t.Fatalf("bad files gauge = %v, want 1", got)
+			}
+			b.Close()
+			return
+		}
+	}
+	t.Fatal("sendpilot_buffer_bad_files not registered")
 }
