@@ -176,7 +176,7 @@ func (l *Loader) backfillBatch(ctx context.Context, id string, parts []part, opt
 	rep.Counts.Quarantined += res.Counts.Quarantined
 	rep.Counts.Filtered += res.Counts.Filtered
 	b := Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}, Replace: opts.Replace}
-	b.MinOccurred, b.MaxOccurred, b.HasNullOccurred = OccurredRange(res.Counts)
+	b.MinOccurred, b.MaxOccurred, b.HasOccurred, b.HasNullOccurred = OccurredRange(res.Counts)
 	for _, t := range res.Tables {
 		b.Files[t.Table], b.Rows[t.Table] = t.Path, t.Rows
 		rep.Rows[t.Table] += t.Rows

@@ -291,7 +291,7 @@ func TestUnreadableBatchIsSetAsideAndLaterBatchesLoad(t *testing.T) {
 // A batch whose events lie outside any warehouse's time range still gets a manifest (it used to fail with
 // "Time.MarshalJSON: year outside of range" on every run, and no later batch was ever planned).
 func TestOccurredRangeIsClamped(t *testing.T) {
-	lo, hi, _ := load.OccurredRange(transform.Counts{MinOccurred: -1 << 62, MaxOccurred: 1 << 62})
+	lo, hi, _, _ := load.OccurredRange(transform.Counts{Occurred: 2, MinOccurred: -1 << 62, MaxOccurred: 1 << 62})
 	if _, err := json.Marshal(struct{ Lo, Hi time.Time }{lo, hi}); err != nil {
 		t.Fatalf("range %v..%v cannot be recorded: %v", lo, hi, err)
 	}

@@ -397,7 +397,7 @@ func (l *Loader) transformStep(ctx context.Context, m *Manifest) error {
 		m.Rows[t.Table] = t.Rows
 	}
 	m.Quarantined = res.Counts.Quarantined
-	m.MinOccurred, m.MaxOccurred, m.HasNullOccurred = OccurredRange(res.Counts)
+	m.MinOccurred, m.MaxOccurred, m.HasOccurred, m.HasNullOccurred = OccurredRange(res.Counts)
 	if _, err := l.keepQuarantine(m.ID, res); err != nil {
 		return err
 	}
@@ -434,12 +434,13 @@ var (
 
 // OccurredRange turns a transform's occurred_at range into the batch's partition bounds, clamped to the
 // range a warehouse (and the manifest) can hold: a bound outside it must not make the batch unrecordable.
-func OccurredRange(c transform.Counts) (lo, hi time.Time, hasNull bool) {
-	if c.MinOccurred != 0 {
+// has is false, and lo and hi zero, when no event had an occurred_at.
+func OccurredRange(c transform.Counts) (lo, hi time.Time, has, hasNull bool) {
+	if c.Occurred > 0 {
 		lo, hi = time.UnixMicro(c.MinOccurred).UTC(), time.UnixMicro(c.MaxOccurred).UTC()
 		lo, hi = clampTime(lo), clampTime(hi)
 	}
-	return lo, hi, c.NoOccurred > 0
+	return lo, hi, c.Occurred > 0, c.NoOccurred > 0
 }
 
 func clampTime(t time.Time) time.Time {
@@ -485,7 +486,9 @@ func (l *Loader) retry(ctx context.Context, try func() error, failed func(attemp
 }
 
 func (l *Loader) batchOf(m *Manifest) Batch {
-	b := Batch{ID: m.ID, Files: map[string]string{}, Rows: m.Rows, MinOccurred: m.MinOccurred, MaxOccurred: m.MaxOccurred, HasNullOccurred: m.HasNullOccurred}
+	b := Batch{ID: m.ID, Files: map[string]string{}, Rows: m.Rows, MinOccurred: m.MinOccurred, MaxOccurred: m.MaxOccurred, HasNullOccurred: m.HasNullOccurred,
+		// A manifest written before has_occurred existed has a range exactly when it has a bound.
+		HasOccurred: m.HasOccurred || !m.MinOccurred.IsZero() || !m.MaxOccurred.IsZero()}
 	for _, t := range transform.Tables {
 		b.Files[t] = filepath.Join(l.dirs.batchDir(m.ID), t+".parquet")
 	}

@@ -38,6 +38,7 @@ type Manifest struct {
 	// Filled by the transform step.
 	Rows            map[string]int64 `json:"rows,omitempty"`
 	Quarantined     int64            `json:"quarantined,omitempty"`
+	HasOccurred     bool             `json:"has_occurred,omitempty"`
 	MinOccurred     time.Time        `json:"min_occurred,omitzero"`
 	MaxOccurred     time.Time        `json:"max_occurred,omitzero"`
 	HasNullOccurred bool             `json:"has_null_occurred,omitempty"`

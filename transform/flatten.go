@@ -40,8 +40,10 @@ type Counts struct {
 	Events      int64 // rows in events
 	Quarantined int64 // lines written to quarantine
 	Filtered    int64 // events left out by Options.Keep
-	// MinOccurred and MaxOccurred bound events.occurred_at in Unix microseconds (0 when no event had one);
-	// NoOccurred counts events without one. Loaders use them to prune the partitions a merge touches.
+	// Occurred counts events with an occurred_at, and MinOccurred and MaxOccurred bound them in Unix
+	// microseconds (meaningful only when Occurred > 0: 0 is 1970-01-01, a time like any other); NoOccurred
+	// counts events without one. Loaders use them to prune the partitions a merge touches.
+	Occurred                 int64
 	MinOccurred, MaxOccurred int64
 	NoOccurred               int64
 }
@@ -52,21 +54,24 @@ func (c *Counts) add(o Counts) {
 	c.Quarantined += o.Quarantined
 	c.Filtered += o.Filtered
 	c.NoOccurred += o.NoOccurred
-	c.observe(o.MinOccurred)
-	c.observe(o.MaxOccurred)
+	c.widen(o.Occurred, o.MinOccurred, o.MaxOccurred)
 }
 
-// observe widens the occurred_at range to include us (0 means none).
-func (c *Counts) observe(us int64) {
-	if us == 0 {
+// observe counts an event with occurred_at us and widens the range to include it.
+func (c *Counts) observe(us int64) { c.widen(1, us, us) }
+
+// widen counts n more events with a time, between lo and hi, and widens the occurred_at range to match.
+func (c *Counts) widen(n, lo, hi int64) {
+	if n == 0 {
 		return
 	}
-	if c.MinOccurred == 0 || us < c.MinOccurred {
-		c.MinOccurred = us
+	if c.Occurred == 0 || lo < c.MinOccurred {
+		c.MinOccurred = lo
 	}
-	if us > c.MaxOccurred {
-		c.MaxOccurred = us
+	if c.Occurred == 0 || hi > c.MaxOccurred {
+		c.MaxOccurred = hi
 	}
+	c.Occurred += n
 }
 
 func newFlattener(mem memory.Allocator) *flattener {

@@ -771,11 +771,11 @@ func (w *Warehouse) mergeSQL(table, dedup string, b load.Batch) string {
 // batch has rows without a time, so a statement reads only those partitions.
 func pruneSQL(b load.Batch) string {
 	var prune []string
-	if !b.MinOccurred.IsZero() {
+	if b.HasOccurred {
 		prune = append(prune, fmt.Sprintf("T.occurred_at BETWEEN TIMESTAMP '%s' AND TIMESTAMP '%s'",
 			b.MinOccurred.UTC().Format("2006-01-02 15:04:05.999999"), b.MaxOccurred.UTC().Format("2006-01-02 15:04:05.999999")))
 	}
-	if b.HasNullOccurred || b.MinOccurred.IsZero() {
+	if b.HasNullOccurred || !b.HasOccurred {
 		prune = append(prune, "T.occurred_at IS NULL")
 	}
 	return "(" + strings.Join(prune, " OR ") + ")"

@@ -169,10 +169,12 @@ func TestMergeSQLPrunesPartitions(t *testing.T) {
 		want  []string
 		not   []string
 	}{
-		{load.Batch{MinOccurred: day, MaxOccurred: day.Add(time.Hour)},
+		{load.Batch{HasOccurred: true, MinOccurred: day, MaxOccurred: day.Add(time.Hour)},
 			[]string{"T.occurred_at BETWEEN TIMESTAMP '2024-02-24 10:30:00' AND TIMESTAMP '2024-02-24 11:30:00'", "T.event_id = S.event_id", "PARSE_JSON(S.data"},
 			[]string{"IS NULL"}},
-		{load.Batch{MinOccurred: day, MaxOccurred: day, HasNullOccurred: true}, []string{"BETWEEN", "OR T.occurred_at IS NULL"}, nil},
+		{load.Batch{HasOccurred: true, MinOccurred: day, MaxOccurred: day, HasNullOccurred: true}, []string{"BETWEEN", "OR T.occurred_at IS NULL"}, nil},
+		// 0001-01-01 00:00:00 UTC is the zero time.Time and a storable occurred_at: still a range.
+		{load.Batch{HasOccurred: true}, []string{"T.occurred_at BETWEEN TIMESTAMP '0001-01-01 00:00:00' AND TIMESTAMP '0001-01-01 00:00:00'"}, []string{"IS NULL"}},
 		{load.Batch{HasNullOccurred: true}, []string{"(T.occurred_at IS NULL)"}, []string{"BETWEEN"}},
 	}
 	for _, tc := range tests {

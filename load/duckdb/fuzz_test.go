@@ -34,6 +34,9 @@ func hostileSeeds(t testing.TB) []string {
 		`{"eventId":"f3","data":"just a string","extra":{"deep":[[[[[[1e-400]]]]]]}}`,
 		`{"eventId":"f4","eventType":"message.sent","data":{"message":"`+strings.Repeat("\\u0000", 5000)+`"}}`,
 		`{"eventId":"  ","event":"x","data":{"skills":["a"],"leads":[{"skills":["\ud800",1e400,{"a":1}]}]}}`,
+		// The zero of Unix time and the zero time.Time are times like any other: a resend must find them.
+		`{"eventId":"f5","eventType":"message.sent","timestamp":"1970-01-01T00:00:00Z","data":{"leads":[{"experience":[{}]}]}}`,
+		`{"eventId":"f6","eventType":"message.sent","timestamp":"0001-01-01T00:00:00Z","data":{"leads":[{"education":[{}]}]}}`,
 	)
 }
 
@@ -183,8 +186,9 @@ func sharedWarehouse(t *testing.T) *Warehouse {
 }
 
 // loadOne transforms line into a batch, loads it into the shared DuckDB file and checks that it became one
-// events row and, unless want is nil, the child rows want says; every row must read back through the sql
-// command's query path and print in every format. It empties the file afterwards.
+// events row and, unless want is nil, the child rows want says; that the same line delivered again in another
+// batch stores nothing more; and that every row reads back through the sql command's query path and prints
+// in every format. It empties the file afterwards.
 func loadOne(t *testing.T, line []byte, want *expected) {
 	t.Helper()
 	ctx := context.Background()
@@ -207,6 +211,16 @@ func loadOne(t *testing.T, line []byte, want *expected) {
 	}
 	if events := count(t, w, "SELECT count(*) FROM events"); events != 1 || want != nil && got != *want {
 		t.Fatalf("%.300q became %d events and %+v, want 1 and %+v", line, events, got, want)
+	}
+	again := loadtest.BatchFrom(t, "fuzz-resent", string(line))
+	res, err := w.Load(ctx, again)
+	if err != nil {
+		t.Fatalf("the warehouse refused the resent batch of %.300q: %v", line, err)
+	}
+	for table, n := range res.Inserted {
+		if n != 0 {
+			t.Fatalf("%.300q delivered again stored %d more %s rows", line, n, table)
+		}
 	}
 	conn, err := w.db.Conn(ctx)
 	if err != nil {
