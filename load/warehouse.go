@@ -13,6 +13,11 @@
 //   - Every step is idempotent: a crash anywhere resumes the unfinished batch at its recorded step.
 //   - The natural keys (event_id; event_id, lead_index; event_id, lead_index, position) are the only dedup
 //     rule, shared by scheduled loads and backfills; the first row stored for a key wins.
+//   - Duplicates of an event share its occurred_at (SendPilot's timestamp is when the event happened, and the
+//     transform derives occurred_at from it alone), so a warehouse looks for a batch's stored duplicates only
+//     in the batch's occurred_at range and, when the batch has events without one, among rows without one.
+//     A release that changes how occurred_at is derived must say so in docs/upgrading.md: rows stored before
+//     it would no longer be found as duplicates of a resend.
 //   - At most one process runs batches for a data directory at a time (a lock file).
 package load
 
@@ -30,8 +35,12 @@ type Batch struct {
 	Files map[string]string
 	// Rows maps a table name to the rows in its file.
 	Rows map[string]int64
-	// MinOccurred and MaxOccurred bound the events' occurred_at, to prune the partitions a merge touches.
-	// Zero when no event had a time.
+	// HasOccurred is true when some event had an occurred_at; MinOccurred and MaxOccurred then bound them, to
+	// prune the partitions (or row groups) a merge reads. A bound may be the zero time.Time (0001-01-01, a
+	// storable time), so only HasOccurred says whether there is a range. Pruning is exact because duplicates
+	// of an event carry the same occurred_at: SendPilot's timestamp is the time of the event, not of the
+	// delivery, and the transform derives occurred_at from it alone.
+	HasOccurred              bool
 	MinOccurred, MaxOccurred time.Time
 	// HasNullOccurred is true when some event had no occurred_at (its rows live in the NULL partition).
 	HasNullOccurred bool

@@ -224,22 +224,7 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 		if !ok || b.Rows[table] == 0 {
 			continue
 		}
-		// Keep the first row per key inside the batch (in file order) and skip keys already stored. Both
-		// checks look at the key columns only, so the wide rows stream through without being held: a window
-		// over whole rows, or a primary-key index, made memory grow with the batch and the table. The stored
-		// side is first narrowed to the batch's own event IDs (a semi-join whose hash table holds the batch's
-		// IDs), so the anti-join holds only the stored keys the batch can collide with, not every key stored.
-		var match []string
-		keys := transform.NaturalKeys[table]
-		for _, k := range keys {
-			match = append(match, fmt.Sprintf("t.%s = s.%s", k, k))
-		}
-		q := fmt.Sprintf(`INSERT INTO %[1]s (%[5]s)
-SELECT %[5]s FROM read_parquet(%[2]s, file_row_number = true, hive_partitioning = false) s
-WHERE s.file_row_number IN (SELECT min(file_row_number) FROM read_parquet(%[2]s, file_row_number = true, hive_partitioning = false) GROUP BY %[3]s)
-  AND NOT EXISTS (SELECT 1 FROM (SELECT %[3]s FROM %[1]s WHERE event_id IN (SELECT event_id FROM read_parquet(%[2]s, hive_partitioning = false))) t
-                  WHERE %[4]s)`, table, quote(path), strings.Join(keys, ", "), strings.Join(match, " AND "), w.columnList(table))
-		r, err := tx.ExecContext(ctx, q)
+		r, err := tx.ExecContext(ctx, w.insertSQL(table, path, b))
 		if err != nil {
 			return res, classify(fmt.Errorf("insert %s: %w", table, err))
 		}
@@ -256,6 +241,50 @@ WHERE s.file_row_number IN (SELECT min(file_row_number) FROM read_parquet(%[2]s,
 		return res, fmt.Errorf("commit load: %w", err)
 	}
 	return res, nil
+}
+
+// insertSQL inserts the rows of the batch's file at path into table, keeping the first row per natural key
+// inside the file (in file order) and skipping keys already stored. Both checks look at the key columns only,
+// so the wide rows stream through without being held: a window over whole rows, or a primary-key index, made
+// memory grow with the batch and the table. The stored side is narrowed to the rows the batch can collide
+// with (storedKeys), so the anti-join's cost and memory follow the batch, not the table.
+func (w *Warehouse) insertSQL(table, path string, b load.Batch) string {
+	var match []string
+	keys := transform.NaturalKeys[table]
+	for _, k := range keys {
+		match = append(match, fmt.Sprintf("t.%s = s.%s", k, k))
+	}
+	return fmt.Sprintf(`INSERT INTO %[1]s (%[5]s)
+SELECT %[5]s FROM read_parquet(%[2]s, file_row_number = true, hive_partitioning = false) s
+WHERE s.file_row_number IN (SELECT min(file_row_number) FROM read_parquet(%[2]s, file_row_number = true, hive_partitioning = false) GROUP BY %[3]s)
+  AND NOT EXISTS (SELECT 1 FROM (%[6]s) t WHERE %[4]s)`, table, quote(path), strings.Join(keys, ", "), strings.Join(match, " AND "), w.columnList(table), storedKeys(table, path, b))
+}
+
+// storedKeys selects the natural keys of table's stored rows that a row of the batch's file at path can
+// collide with: rows in the batch's occurred_at range (duplicates of an event share its occurred_at; see
+// load.Batch), or without a time when the batch has events without one, and with one of the file's event
+// IDs. The time range is a constant filter on the scan, so DuckDB skips every row group whose min/max
+// statistics lie outside it: rows are appended roughly in time order, so a batch of recent events reads a few
+// row groups however many days the table holds. Each side is its own scan (UNION ALL) because an OR of the
+// range and IS NULL is not pushed into the scan and reads every row group. The event-ID semi-join then keeps
+// only the keys of the batch's own events, so the anti-join's hash table holds no more than the batch.
+func storedKeys(table, path string, b load.Batch) string {
+	keys := strings.Join(transform.NaturalKeys[table], ", ")
+	ids := fmt.Sprintf("event_id IN (SELECT event_id FROM read_parquet(%s, hive_partitioning = false))", quote(path))
+	var scans []string
+	if b.HasOccurred {
+		scans = append(scans, fmt.Sprintf("SELECT %s FROM %s WHERE occurred_at BETWEEN %s AND %s AND %s",
+			keys, table, timestampSQL(b.MinOccurred), timestampSQL(b.MaxOccurred), ids))
+	}
+	if b.HasNullOccurred || !b.HasOccurred {
+		scans = append(scans, fmt.Sprintf("SELECT %s FROM %s WHERE occurred_at IS NULL AND %s", keys, table, ids))
+	}
+	return strings.Join(scans, " UNION ALL ")
+}
+
+// timestampSQL is t as a TIMESTAMPTZ literal, to the microsecond the tables store.
+func timestampSQL(t time.Time) string {
+	return "TIMESTAMPTZ '" + t.UTC().Format("2006-01-02 15:04:05.999999") + "+00'"
 }
 
 // replace deletes, in tx, the rows of every table that belong to the batch's events (matched on event_id), so

@@ -1,0 +1,137 @@
+package duckdb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sendpilot-loader/load"
+	"sendpilot-loader/load/loadtest"
+)
+
+// A table several times larger than DuckDB's memory cap does not stop loads, and a batch's insert reads only
+// the stored rows it can collide with: a batch of many leads, one of them a resend of a stored event, loads
+// under the smallest cap, stores only the new rows, and its insert scans a few row groups of the table, not
+// the table. The table is filled in SQL (random event IDs, in time order as loads append them), so the test
+// needs no corpus; its size is the bytes of its values, what a plan that held the stored keys would hold.
+func TestLoadIntoTableLargerThanMemoryCap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a table of 250 MB")
+	}
+	ctx := context.Background()
+	w := New(filepath.Join(t.TempDir(), "warehouse.duckdb"))
+	w.MemoryLimit = 64 << 20
+	defer w.Close()
+	if err := w.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const storedEvents, leadsPerEvent = 12000, 50
+	fill := fmt.Sprintf(`INSERT INTO leads (event_id, lead_index, event_type, occurred_at, lead_id, full_name, headline, lead)
+SELECT md5((i // %[2]d)::VARCHAR), i %% %[2]d, 'lead_extractor.job.completed',
+       TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds((i // %[2]d) * 60),
+       'l' || i, 'Name ' || i, repeat('h', 150), '{"id":"l' || i || '","about":"' || repeat('a', 200) || '"}'
+FROM range(%[1]d) t(i)`, storedEvents*leadsPerEvent, leadsPerEvent)
+	if _, err := w.db.ExecContext(ctx, fill); err != nil {
+		t.Fatalf("fill leads: %v", err)
+	}
+	var raw int64
+	if err := w.db.QueryRowContext(ctx, `SELECT sum(strlen(event_id) + strlen(headline) + strlen(lead::VARCHAR)) FROM leads`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if raw < 3*w.MemoryLimit {
+		t.Fatalf("the table holds %d bytes of values, want several times the %d-byte cap", raw, w.MemoryLimit)
+	}
+
+	// The batch: 60 new jobs of 500 leads a day after the stored ones, and a resend of the last stored event
+	// (same eventId, same time: 2024-01-01 + 11,999 minutes).
+	var lines []string
+	lead := `{"id":"l%d","firstName":"F","lastName":"L","headline":"%s","experience":[{"title":"T","company":"C"}]}`
+	for j := range 60 {
+		var leads []string
+		for k := range 500 {
+			leads = append(leads, fmt.Sprintf(lead, k, strings.Repeat("h", 200)))
+		}
+		lines = append(lines, fmt.Sprintf(`{"eventId":"new_%d","eventType":"lead_extractor.job.completed","timestamp":"2024-01-10T00:%02d:00Z","data":{"campaign_id":"c","leads":[%s]}}`,
+			j, j, strings.Join(leads, ",")))
+	}
+	var resent string
+	if err := w.db.QueryRowContext(ctx, `SELECT md5('11999')`).Scan(&resent); err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, fmt.Sprintf(`{"eventId":%q,"eventType":"lead_extractor.job.completed","timestamp":"2024-01-09T07:59:00Z","data":{"leads":[{"id":"again"},{"id":"again2"}]}}`, resent))
+	b := loadtest.BatchFrom(t, "big", lines...)
+
+	if scanned := storedRowsScanned(t, w, b); scanned > int64(storedEvents*leadsPerEvent)/20 {
+		t.Errorf("inserting the batch's leads scanned %d stored rows of %d: the stored side is not pruned", scanned, storedEvents*leadsPerEvent)
+	}
+	res, err := w.Load(ctx, b)
+	if err != nil {
+		t.Fatalf("load into a table of %d bytes under a %d-byte cap: %v", raw, w.MemoryLimit, err)
+	}
+	if got, want := res.Inserted["leads"], int64(60*500); got != want {
+		t.Fatalf("inserted %d leads, want %d (the resent event's leads are stored already)", got, want)
+	}
+	if got := count(t, w, fmt.Sprintf(`SELECT count(*) FROM leads WHERE event_id = '%s' AND lead_id LIKE 'again%%'`, resent)); got != 0 {
+		t.Fatalf("the resent event's leads were stored again: %d", got)
+	}
+}
+
+// storedRowsScanned runs the insert of b's leads under DuckDB's profiler, in a transaction it rolls back, and
+// returns how many rows its scans of the stored leads table read.
+func storedRowsScanned(t *testing.T, w *Warehouse, b load.Batch) int64 {
+	t.Helper()
+	ctx := context.Background()
+	profile := filepath.Join(t.TempDir(), "profile.json")
+	tx, err := w.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	settings := fmt.Sprintf(`PRAGMA enable_profiling = 'json'; PRAGMA profiling_output = %s;
+SET custom_profiling_settings = '{"OPERATOR_ROWS_SCANNED": "true", "EXTRA_INFO": "true"}'`, quote(profile))
+	if _, err := tx.ExecContext(ctx, settings); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, w.insertSQL("leads", b.Files["leads"], b)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `PRAGMA disable_profiling`); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type node struct {
+		Type     string         `json:"operator_type"`
+		Scanned  int64          `json:"operator_rows_scanned"`
+		Extra    map[string]any `json:"extra_info"`
+		Children []node         `json:"children"`
+	}
+	var root node
+	if err := json.Unmarshal(raw, &root); err != nil {
+		t.Fatalf("read profile: %v", err)
+	}
+	var sum func(node) (int64, int)
+	sum = func(n node) (int64, int) {
+		var rows int64
+		var scans int
+		if n.Type == "TABLE_SCAN" && strings.HasSuffix(fmt.Sprint(n.Extra["Table"]), ".leads") {
+			rows, scans = n.Scanned, 1
+		}
+		for _, c := range n.Children {
+			r, s := sum(c)
+			rows, scans = rows+r, scans+s
+		}
+		return rows, scans
+	}
+	rows, scans := sum(root)
+	if scans == 0 {
+		t.Fatalf("the profile has no scan of the stored leads table:\n%s", raw)
+	}
+	return rows
+}
