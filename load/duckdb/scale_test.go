@@ -16,7 +16,7 @@ import (
 // A table several times larger than DuckDB's memory cap does not stop loads, and a batch's insert reads only
 // the stored rows it can collide with: a batch of many leads, one of them a resend of a stored event, loads
 // under the smallest cap, stores only the new rows, and its insert scans a few row groups of the table, not
-// the table. The table is filled in SQL (random event IDs, in time order as loads append them), so the test
+// the table. The tables are filled in SQL (random event IDs, in time order as loads append them), so the test
 // needs no corpus; its size is the bytes of its values, what a plan that held the stored keys would hold.
 func TestLoadIntoTableLargerThanMemoryCap(t *testing.T) {
 	if testing.Short() {
@@ -37,6 +37,13 @@ SELECT md5((i // %[2]d)::VARCHAR), i %% %[2]d, 'lead_extractor.job.completed',
 FROM range(%[1]d) t(i)`, storedEvents*leadsPerEvent, leadsPerEvent)
 	if _, err := w.db.ExecContext(ctx, fill); err != nil {
 		t.Fatalf("fill leads: %v", err)
+	}
+	events := fmt.Sprintf(`INSERT INTO events (event_id, event_type, event_type_raw, occurred_at, source_file, source_line)
+SELECT md5(i::VARCHAR), 'lead_extractor.job.completed', 'lead_extractor.job.completed',
+       TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds(i * 60), 'seed.ndjson', i + 1
+FROM range(%d) t(i)`, storedEvents)
+	if _, err := w.db.ExecContext(ctx, events); err != nil {
+		t.Fatalf("fill events: %v", err)
 	}
 	var raw int64
 	if err := w.db.QueryRowContext(ctx, `SELECT sum(strlen(event_id) + strlen(headline) + strlen(lead::VARCHAR)) FROM leads`).Scan(&raw); err != nil {
