@@ -36,8 +36,9 @@ type Usage struct {
 	PeakRSS int64         // bytes: the child's maximum resident set size, from its rusage
 }
 
-// Run starts the command, waits for it to exit (or for its timeout or ctx to end it) and reports its cost. A
-// non-zero exit, a kill and a timeout are errors; the usage is filled in as far as the child got.
+// Run starts the command, waits for it to exit (or for its timeout or ctx to end it: then its process group
+// is killed) and reports its cost. A non-zero exit, a kill and a timeout are errors; the usage is filled in as
+// far as the child got.
 func (c Command) Run(ctx context.Context) (Usage, error) {
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -47,6 +48,10 @@ func (c Command) Run(ctx context.Context) (Usage, error) {
 	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
 	cmd.Env = c.Env
 	cmd.Stdout, cmd.Stderr = c.Output, c.Output
+	// The child leads a process group of its own, and a timeout kills the whole group: a grandchild holding
+	// the output pipe would otherwise outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = waitDelay
 	start := time.Now()
 	err := cmd.Run()
