@@ -109,13 +109,13 @@ func (b *bench) freshDir(name string) (string, error) {
 	return dir, nil
 }
 
-// drop removes a data directory after its measurement, unless --keep.
-func (b *bench) drop(dir string) error {
+// drop removes a data directory after its measurement, or an input no later step reads, unless --keep.
+func (b *bench) drop(path string) error {
 	if b.o.keep {
 		return nil
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove data dir: %w", err)
+	if err := os.RemoveAll(path); err != nil {
+		return fmt.Errorf("remove work file: %w", err)
 	}
 	return nil
 }

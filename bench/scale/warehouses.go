@@ -71,7 +71,7 @@ func (b *bench) base(ctx context.Context, s size) (warehouse, error) {
 			return warehouse{}, err
 		}
 		// The corpus file is no longer needed: the comparison, which reads it too, has run.
-		if err := errors.Join(b.drop(dir), b.dropInput(in)); err != nil {
+		if err := errors.Join(b.drop(dir), b.drop(in)); err != nil {
 			return warehouse{}, err
 		}
 		delete(b.corpora, s.bytes)
@@ -81,17 +81,6 @@ func (b *bench) base(ctx context.Context, s size) (warehouse, error) {
 		return warehouse{}, err
 	}
 	return warehouse{size: s, path: path, rows: rows, fileBytes: fileSize(path), origin: origin}, nil
-}
-
-// dropInput removes a generated input unless --keep.
-func (b *bench) dropInput(path string) error {
-	if b.o.keep {
-		return nil
-	}
-	if err := os.RemoveAll(path); err != nil {
-		return fmt.Errorf("remove input: %w", err)
-	}
-	return nil
 }
 
 // backfillResult is the backfill into a fresh warehouse next to DuckDB's plain insert of the same rows.
@@ -180,5 +169,5 @@ func (b *bench) compareBackfill(ctx context.Context) (backfillResult, error) {
 	}
 	// No later step reads the input again: a warehouse of its size, if one is wanted, is cached now or was before.
 	delete(b.corpora, b.o.backfillBytes)
-	return res, errors.Join(b.drop(dir), b.drop(pdir), b.dropInput(pq), b.dropInput(in))
+	return res, errors.Join(b.drop(dir), b.drop(pdir), b.drop(pq), b.drop(in))
 }
