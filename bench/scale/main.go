@@ -34,6 +34,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -164,7 +165,7 @@ func parseSizes(s string) ([]size, error) {
 	if len(out) > maxSizes {
 		return nil, fmt.Errorf("parse --sizes: at most %d sizes", maxSizes)
 	}
-	slices.SortFunc(out, func(a, b size) int { return int(min(max(a.bytes-b.bytes, -1), 1)) })
+	slices.SortFunc(out, func(a, b size) int { return cmp.Compare(a.bytes, b.bytes) })
 	return out, nil
 }
 
