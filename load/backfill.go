@@ -38,7 +38,9 @@ type BackfillOptions struct {
 	// PartBytes splits plain NDJSON files into parts of about this size (default MaxBatchBytes / 4), each
 	// checkpointed, so an interrupted run resumes inside a big file.
 	PartBytes int64
-	// Progress, if set, is called as parts finish with the input bytes done and the total.
+	// Progress, if set, is called as the transform reads the input, with the input bytes read so far, the
+	// total and what they held; it is called from one goroutine at a time. The load of the last batch comes
+	// after the last call.
 	Progress func(done, total int64, counts transform.Counts)
 }
 
@@ -107,37 +109,62 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 			wh.Close()
 		}
 	}()
-	// Group the unfinished parts into batches of about MaxBatchBytes; the grouping only depends on the
-	// checkpoint, so a resumed run forms the same batches with the same IDs.
-	for i := 0; i < len(cp.Parts); {
-		if cp.Parts[i].Done {
-			i++
-			continue
-		}
-		j, size := i, int64(0)
-		for j < len(cp.Parts) && !cp.Parts[j].Done && (j == i || size+cp.Parts[j].Size <= l.opts.MaxBatchBytes) {
-			size += cp.Parts[j].Size
-			j++
-		}
-		id := fmt.Sprintf("bf-%s%s-%06d-%06d", cp.Run, cp.Generation, i, j-1)
-		progress := func(read int64, c transform.Counts) {
-			if opts.Progress != nil {
-				c.Lines += rep.Counts.Lines
-				c.Events += rep.Counts.Events
-				c.Quarantined += rep.Counts.Quarantined
-				opts.Progress(done+read, total, c)
+	// The transform of one batch runs while the batch before it loads: the transform is CPU in Go, the load
+	// mostly DuckDB's one thread or BigQuery's jobs, so a backfill takes about the longer of the two rather
+	// than their sum. At most one transformed batch waits for the load; the checkpoint still advances batch
+	// by batch in order, after each load.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan backfillTransformed)
+	go func() {
+		defer close(batches)
+		var read int64           // input bytes transformed so far, for progress
+		var sum transform.Counts // and what they held
+		for _, g := range backfillGroups(cp.Parts, l.opts.MaxBatchBytes) {
+			id := fmt.Sprintf("bf-%s%s-%06d-%06d", cp.Run, cp.Generation, g.i, g.j-1)
+			progress := func(n int64, c transform.Counts) {
+				if opts.Progress != nil {
+					c.Lines += sum.Lines
+					c.Events += sum.Events
+					c.Quarantined += sum.Quarantined
+					opts.Progress(done+read+n, total, c)
+				}
+			}
+			t := backfillTransformed{backfillGroup: g, id: id}
+			t.batch, t.res, t.err = l.backfillTransform(ctx, id, cp.Parts[g.i:g.j], opts, progress)
+			for _, p := range cp.Parts[g.i:g.j] {
+				read += p.Size
+			}
+			sum.Lines += t.res.Counts.Lines
+			sum.Events += t.res.Counts.Events
+			sum.Quarantined += t.res.Counts.Quarantined
+			select {
+			case batches <- t:
+			case <-ctx.Done():
+				os.RemoveAll(t.dir(l))
+				return
+			}
+			if t.err != nil {
+				return
 			}
 		}
-		if err := l.backfillBatch(ctx, id, cp.Parts[i:j], opts, progress, &wh, &rep); err != nil {
+	}()
+	for t := range batches {
+		if t.err != nil {
+			return rep, t.err
+		}
+		err := l.backfillLoad(ctx, t, opts, &wh, &rep)
+		os.RemoveAll(t.dir(l))
+		if err != nil {
 			return rep, err
 		}
 		if wh != nil {
-			// Release the warehouse between batches: DuckDB keeps its cache while open, and the next
-			// transform's memory would come on top of it.
+			// Release the warehouse between batches: DuckDB keeps its cache while open, and the transform
+			// running alongside needs the memory more.
 			wh.Close()
 			wh = nil
 		}
-		for k := i; k < j; k++ {
+		for k := t.i; k < t.j; k++ {
 			cp.Parts[k].Done = !opts.DryRun
 			done += cp.Parts[k].Size
 			rep.Bytes += cp.Parts[k].Size
@@ -148,18 +175,53 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 				return rep, err
 			}
 		}
-		if opts.Progress != nil {
-			opts.Progress(done, total, rep.Counts)
-		}
-		i = j
 	}
-	return rep, nil
+	return rep, ctx.Err()
 }
 
-// backfillBatch transforms and loads one batch of parts.
-func (l *Loader) backfillBatch(ctx context.Context, id string, parts []part, opts BackfillOptions, progress func(int64, transform.Counts), wh *Warehouse, rep *BackfillReport) error {
-	dir := filepath.Join(l.dirs.state, "backfill", id)
-	defer os.RemoveAll(dir)
+// backfillGroup is a batch of a backfill: the unfinished parts i to j-1 of its checkpoint.
+type backfillGroup struct{ i, j int }
+
+// backfillGroups groups the unfinished parts into batches of about maxBytes. The grouping depends only on the
+// checkpoint, so a resumed run forms the same batches, with the same IDs.
+func backfillGroups(parts []part, maxBytes int64) []backfillGroup {
+	var groups []backfillGroup
+	for i := 0; i < len(parts); {
+		if parts[i].Done {
+			i++
+			continue
+		}
+		j, size := i, int64(0)
+		for j < len(parts) && !parts[j].Done && (j == i || size+parts[j].Size <= maxBytes) {
+			size += parts[j].Size
+			j++
+		}
+		groups = append(groups, backfillGroup{i, j})
+		i = j
+	}
+	return groups
+}
+
+// backfillTransformed is a backfill batch whose transform has run, or failed with err.
+type backfillTransformed struct {
+	backfillGroup
+	id    string
+	batch Batch
+	res   transform.Result
+	err   error
+}
+
+// dir is where the batch's Parquet files are written, removed once it is loaded.
+func (t backfillTransformed) dir(l *Loader) string {
+	return filepath.Join(l.dirs.state, "backfill", t.id)
+}
+
+// backfillTransform transforms one batch of parts into its own directory, written afresh.
+func (l *Loader) backfillTransform(ctx context.Context, id string, parts []part, opts BackfillOptions, progress func(int64, transform.Counts)) (Batch, transform.Result, error) {
+	dir := backfillTransformed{id: id}.dir(l)
+	if err := os.RemoveAll(dir); err != nil {
+		return Batch{}, transform.Result{}, fmt.Errorf("clear backfill batch %s: %w", id, err)
+	}
 	srcs := make([]transform.Source, len(parts))
 	for i, p := range parts {
 		srcs[i] = p.Source
@@ -169,22 +231,32 @@ func (l *Loader) backfillBatch(ctx context.Context, id string, parts []part, opt
 	topts.Progress = progress
 	res, err := transform.Sources(ctx, srcs, dir, topts)
 	if err != nil {
-		return fmt.Errorf("transform backfill batch %s: %w", id, err)
+		os.RemoveAll(dir)
+		return Batch{}, res, fmt.Errorf("transform backfill batch %s: %w", id, err)
 	}
-	rep.Counts.Lines += res.Counts.Lines
-	rep.Counts.Events += res.Counts.Events
-	rep.Counts.Quarantined += res.Counts.Quarantined
-	rep.Counts.Filtered += res.Counts.Filtered
 	b := Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}, Replace: opts.Replace}
 	b.MinOccurred, b.MaxOccurred, b.HasOccurred, b.HasNullOccurred = OccurredRange(res.Counts)
 	for _, t := range res.Tables {
 		b.Files[t.Table], b.Rows[t.Table] = t.Path, t.Rows
-		rep.Rows[t.Table] += t.Rows
+	}
+	return b, res, nil
+}
+
+// backfillLoad keeps a transformed batch's quarantine output and loads it (unless the run is a dry run),
+// adding to rep what it did.
+func (l *Loader) backfillLoad(ctx context.Context, t backfillTransformed, opts BackfillOptions, wh *Warehouse, rep *BackfillReport) error {
+	res, b := t.res, t.batch
+	rep.Counts.Lines += res.Counts.Lines
+	rep.Counts.Events += res.Counts.Events
+	rep.Counts.Quarantined += res.Counts.Quarantined
+	rep.Counts.Filtered += res.Counts.Filtered
+	for table, n := range b.Rows {
+		rep.Rows[table] += n
 	}
 	if opts.DryRun {
 		return nil
 	}
-	if dst, err := l.keepQuarantine(id, res); err != nil {
+	if dst, err := l.keepQuarantine(t.id, res); err != nil {
 		return err
 	} else if dst != "" {
 		rep.QuarantineFiles = append(rep.QuarantineFiles, dst)
@@ -200,21 +272,21 @@ func (l *Loader) backfillBatch(ctx context.Context, id string, parts []part, opt
 		*wh = w
 	}
 	var lr LoadResult
-	err = l.retry(ctx, func() error {
+	err := l.retry(ctx, func() error {
 		var err error
 		lr, err = (*wh).Load(ctx, b)
 		return err
 	}, func(attempt int, err error) {
-		l.log.Warn("backfill load failed", "batch", id, "attempt", attempt, "err", err)
+		l.log.Warn("backfill load failed", "batch", t.id, "attempt", attempt, "err", err)
 	})
 	if err != nil {
-		return fmt.Errorf("load backfill batch %s: %w", id, err)
+		return fmt.Errorf("load backfill batch %s: %w", t.id, err)
 	}
 	addCounts(rep.Inserted, lr.Inserted)
 	if opts.Replace {
 		addCounts(rep.Replaced, lr.Replaced)
 	}
-	l.after(&Manifest{ID: id, Step: StepLoaded})
+	l.after(&Manifest{ID: t.id, Step: StepLoaded})
 	return nil
 }
 
