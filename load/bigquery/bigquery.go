@@ -89,6 +89,23 @@ const (
 const conflictLookups = 4
 
 // clustering of each table; events are mostly filtered by type and campaign, leads by job, children by lead.
+// It serves the analysts' queries, not the merge, and no clustering could serve the merge as it is written:
+//
+//   - The merge's ON clause compares the target's natural-key columns with the staged rows' columns
+//     (T.event_id = S.event_id …). BigQuery prunes blocks only on filters that compare a clustered column with
+//     constants: "If a filter expression compares a clustered column to another column … block pruning cannot
+//     be applied" (https://cloud.google.com/bigquery/docs/querying-clustered-tables#best_practices). Leading
+//     the clustering with event_id would therefore prune nothing, and would cost the filters above.
+//   - What bounds the merge is partition pruning: the ON clause holds constant bounds on occurred_at
+//     (pruneSQL), which BigQuery uses to skip partitions in a MERGE
+//     (https://cloud.google.com/bigquery/docs/using-dml-with-partitioned-tables#pruning_partitions_when_using_a_merge_statement).
+//   - A MERGE that only inserts is billed for the columns it references in the partitions it scans, not for
+//     the whole rows (https://cloud.google.com/bigquery/docs/reference/standard-sql/dml-syntax#on-demand_query_size_calculation):
+//     the target's key columns and occurred_at in the batch's days, plus the staged batch. Its job statistics
+//     (LoadResult.BytesRead) show that figure per batch, so a merge that reads more than its days shows.
+//
+// Changing the clustering of an existing table only affects data written afterwards, so a change here would
+// also need migrate.go to update the existing tables.
 var clustering = map[string][]string{
 	transform.TableEvents:     {"event_type", "campaign_id"},
 	transform.TableLeads:      {"event_type", "job_id"},
@@ -355,7 +372,7 @@ func jobID(batch, table, step string, attempt int) string {
 
 // Load implements load.Warehouse.
 func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, error) {
-	res := load.LoadResult{Inserted: map[string]int64{}}
+	res := load.LoadResult{Inserted: map[string]int64{}, BytesRead: map[string]int64{}}
 	if err := w.locate(ctx, false); err != nil {
 		return res, err
 	}
@@ -412,7 +429,7 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 		if err != nil {
 			return res, err
 		}
-		res.Inserted[t] = inserted(j)
+		res.Inserted[t], res.BytesRead[t] = inserted(j), bytesRead(j)
 	}
 	for _, t := range transform.Tables { // helper tables and objects are only a cost now; a failure here is harmless
 		do(ctx, w.cfg.StepTimeout, ds.Table(stageTable(t, b.ID)).Delete)
@@ -438,6 +455,24 @@ func inserted(j *bigquery.Job) int64 {
 		return qs.DMLStats.InsertedRowCount
 	case qs.NumDMLAffectedRows > 0: // the MERGE only inserts, so the rows it touched are the rows it inserted
 		return qs.NumDMLAffectedRows
+	}
+	return -1
+}
+
+// bytesRead is what a merge job read, as its statistics say (statistics.query.totalBytesProcessed,
+// https://cloud.google.com/bigquery/docs/reference/rest/v2/Job#JobStatistics2), or -1 when the job has no query
+// statistics. For the replace script the job is the script's parent, which reports the bytes of all its
+// statements together (https://cloud.google.com/bigquery/docs/multi-statement-queries), so the events table's
+// figure of a Replace batch includes its deletes from all four tables; a DELETE is billed for the whole
+// partitions it changes, not only the columns it reads. A job found done from an earlier run carries the same
+// statistics, so a resumed load reports the same figure.
+func bytesRead(j *bigquery.Job) int64 {
+	st := j.LastStatus()
+	if st == nil || st.Statistics == nil {
+		return -1
+	}
+	if qs, ok := st.Statistics.Details.(*bigquery.QueryStatistics); ok {
+		return qs.TotalBytesProcessed
 	}
 	return -1
 }
