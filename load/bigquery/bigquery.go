@@ -9,7 +9,7 @@
 //	dedup  a query keeps one row per natural key into _dedup_<table>_<batch> (MERGE refuses two source rows
 //	       for one target row)
 //	merge  MERGE inserts the rows whose key is not in the final table yet, turning JSON text into JSON, and
-//	       touches only the partitions between the batch's first and last occurred_at
+//	       touches only the partitions of the days the batch's rows fall on (pruneFor)
 //
 // Before creating a job the warehouse looks for the job with that ID: after a crash it finds the job that
 // already ran instead of running it again. A job ID can never be reused, so a failed job is followed by the
@@ -96,8 +96,8 @@ const conflictLookups = 4
 //     constants: "If a filter expression compares a clustered column to another column … block pruning cannot
 //     be applied" (https://cloud.google.com/bigquery/docs/querying-clustered-tables#best_practices). Leading
 //     the clustering with event_id would therefore prune nothing, and would cost the filters above.
-//   - What bounds the merge is partition pruning: the ON clause holds constant bounds on occurred_at
-//     (pruneSQL), which BigQuery uses to skip partitions in a MERGE
+//   - What bounds the merge is partition pruning: the ON clause holds constant bounds on occurred_at around
+//     the days the batch's rows fall on (pruneFor), which BigQuery uses to skip partitions in a MERGE
 //     (https://cloud.google.com/bigquery/docs/using-dml-with-partitioned-tables#pruning_partitions_when_using_a_merge_statement).
 //   - A MERGE that only inserts is billed for the columns it references in the partitions it scans, not for
 //     the whole rows (https://cloud.google.com/bigquery/docs/reference/standard-sql/dml-syntax#on-demand_query_size_calculation):
@@ -419,9 +419,10 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 			after += fmt.Sprintf("_d%d", deduped)
 		}
 		j, _, err := w.job(ctx, b.ID, t, "merge"+after, anyCall, func(ctx context.Context, id string) (*bigquery.Job, error) {
-			q := w.c.Query(w.mergeSQL(t, dedup, b))
+			prune := pruneFor(b, t)
+			q := w.c.Query(w.mergeSQL(t, dedup, prune))
 			if b.Replace && t == transform.TableEvents {
-				q = w.c.Query(w.replaceSQL(dedup, b))
+				q = w.c.Query(w.replaceSQL(dedup, prune))
 			}
 			q.JobID, q.Location = id, w.location
 			return within(ctx, w.cfg.StepTimeout, q.Run)
@@ -770,9 +771,9 @@ func (w *Warehouse) dedupSQL(table, stage string) string {
 		keys, keys, w.cfg.Dataset, stage)
 }
 
-// mergeSQL inserts the deduplicated rows whose key is not in the table yet. The ON clause restricts the target
-// to the batch's occurred_at range (and the NULL partition when the batch has rows without a time), so the
-// MERGE reads only those partitions.
+// mergeSQL inserts the deduplicated rows whose key is not in the table yet. The ON clause holds prune (see
+// pruneFor), which restricts the target to the days the batch's rows fall on (and the NULL partition when
+// some have no time), so the MERGE reads only those partitions.
 //
 // Two replicas whose batches hold the same event can run this MERGE for the same new key at once. Nothing in
 // BigQuery's documentation makes that safe. Each DML statement reads the table at its own snapshot (snapshot
@@ -783,12 +784,12 @@ func (w *Warehouse) dedupSQL(table, stage string) string {
 // may commit a row. docs/operations.md (section 7) gives that window and the check, and events_latest shows one
 // row per event_id. When BigQuery does report a conflict (invalidQuery "… due to concurrent update"), classOf
 // makes it transient, and the MERGE's next attempt sees the other commit and does not insert the key twice.
-func (w *Warehouse) mergeSQL(table, dedup string, b load.Batch) string {
+func (w *Warehouse) mergeSQL(table, dedup, prune string) string {
 	var on []string
 	for _, k := range transform.NaturalKeys[table] {
 		on = append(on, fmt.Sprintf("T.%s = S.%s", k, k))
 	}
-	on = append(on, pruneSQL(b))
+	on = append(on, prune)
 	var names, values []string
 	for _, c := range w.columns[table] {
 		names = append(names, c.Name)
@@ -800,6 +801,19 @@ func (w *Warehouse) mergeSQL(table, dedup string, b load.Batch) string {
 	}
 	return fmt.Sprintf("MERGE `%s.%s` T USING `%s.%s` S ON %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)",
 		w.cfg.Dataset, table, w.cfg.Dataset, dedup, strings.Join(on, " AND "), strings.Join(names, ", "), strings.Join(values, ", "))
+}
+
+// pruneFor restricts the target table T of a statement merging the batch's file of table to the partitions
+// that can hold a stored duplicate of its rows: an event's duplicates share its occurred_at, and a child row
+// its event's. It names the days the file's rows fall on (pruneDaysSQL), so a batch holding one late event
+// from long ago reads that day's partition, not every day since. When the file cannot be read, it falls back
+// to the batch's whole occurred_at range (pruneSQL), which holds those days too.
+func pruneFor(b load.Batch, table string) string {
+	days, hasNull, err := occurredDays(b.Files[table])
+	if err != nil {
+		return pruneSQL(b)
+	}
+	return pruneDaysSQL(days, hasNull)
 }
 
 // pruneSQL restricts the target table T to the batch's occurred_at range, and the NULL partition when the

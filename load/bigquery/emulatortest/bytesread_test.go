@@ -125,3 +125,48 @@ func TestLoaderRecordsBigQueryBytesRead(t *testing.T) {
 		t.Errorf("bytes read counter = %v, want %v", counted, injectedBytes)
 	}
 }
+
+// A late event (here from 2019) in batches of 2024 events makes each merge read the late event's day and the
+// batch's own days, not the five years between, and it is still stored once across batches.
+func TestLateEventIsMergedOnItsOwnDay(t *testing.T) {
+	direct, proxy, w := behindProxy(t, http.StatusServiceUnavailable)
+	ctx := context.Background()
+	late := `{"eventId":"evt_late","eventType":"lead_extractor.job.completed","timestamp":"2019-06-01T08:00:00Z","data":{"campaign_id":"c","leads":[{"id":"z","experience":[{"title":"CFO"}]}]}}`
+	for _, b := range []load.Batch{
+		loadtest.BatchFrom(t, "inst-0000000021-0000000021", late, evA),
+		loadtest.BatchFrom(t, "inst-0000000022-0000000022", evB, late),
+		loadtest.BatchFrom(t, "inst-0000000022-0000000022", evB, late),
+	} {
+		if _, err := w.Load(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for q, want := range map[string]string{
+		"SELECT COUNT(*) FROM sendpilot.events":                                               "3",
+		"SELECT COUNT(*) FROM sendpilot.events WHERE event_id = 'evt_late'":                   "1",
+		"SELECT COUNT(*) FROM sendpilot.leads":                                                "3",
+		"SELECT COUNT(*) FROM sendpilot.experience WHERE event_id = 'evt_late'":               "1",
+		"SELECT COUNT(*) FROM sendpilot.events WHERE DATE(occurred_at) = DATE '2019-06-01'":   "1",
+		"SELECT COUNT(DISTINCT event_id) FROM sendpilot.events WHERE occurred_at IS NOT NULL": "3",
+	} {
+		if row := query(t, direct, q); fmt.Sprint(row[0]) != want {
+			t.Errorf("%s = %v, want %s", q, row, want)
+		}
+	}
+	proxy.mu.Lock()
+	defer proxy.mu.Unlock()
+	merges := 0
+	for _, body := range proxy.queries {
+		if !strings.Contains(body, "MERGE `sendpilot.events`") {
+			continue
+		}
+		merges++
+		if !strings.Contains(body, "T.occurred_at BETWEEN TIMESTAMP '2019-06-01 00:00:00' AND TIMESTAMP '2019-06-01 23:59:59.999999' OR") ||
+			strings.Contains(body, "2019-06-01 08:00:00") {
+			t.Errorf("events merge does not name the late event's day alone:\n%s", body)
+		}
+	}
+	if merges != 2 {
+		t.Errorf("saw %d events merges, want 2 (the repeated batch finds its jobs done)", merges)
+	}
+}

@@ -61,6 +61,8 @@ type faultProxy struct {
 	// rows) show none; BigQuery shows the bytes the statement read, for a script the total of its statements
 	// (https://cloud.google.com/bigquery/docs/reference/rest/v2/Job#JobStatistics2).
 	mergeBytes map[string]int64
+	// queries are the bodies of the query job inserts forwarded to the emulator, in order.
+	queries []string
 	// queryFaults fail the next query jobs whose SQL holds their match (see jobFault).
 	queryFaults []*jobFault
 	failed      map[string]*jobFault // job ID → the fault it failed with
@@ -181,6 +183,9 @@ func (f *faultProxy) start(t *testing.T, target string) []option.ClientOption {
 		}
 		f.mu.Lock()
 		reused := id != "" && f.created[id]
+		if !upload {
+			f.queries = append(f.queries, string(body))
+		}
 		var fault *jobFault
 		if upload && !reused && len(f.refuseRows) > 0 && bytes.Contains(body, f.refuseRows) {
 			fault = &jobFault{status: http.StatusBadRequest, reason: "invalid",
