@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"sendpilot-loader/extract/buffer"
 	"sendpilot-loader/load"
 	"sendpilot-loader/load/loadtest"
 )
@@ -72,26 +71,10 @@ func TestLoaderRecordsBigQueryBytesRead(t *testing.T) {
 	proxy.mu.Lock()
 	proxy.mergeBytes = injectedBytes
 	proxy.mu.Unlock()
-	dataDir := t.TempDir()
-	bufDir := filepath.Join(dataDir, "buffer")
-	os.MkdirAll(bufDir, 0o755)
 	extractor := strings.Replace(envelopeLine("evt_bytes_2"), `"eventType":"message.sent","timestamp":"2024-02-24T10:30:00Z","data":{"message":"hi"}`,
 		`"eventType":"lead_extractor.job.completed","timestamp":"2024-02-25T11:00:00Z","data":{"campaign_id":"c","leads":[{"id":"x","experience":[{"title":"CEO"}],"education":[{"school":"MIT"}]}]}`, 1)
-	if err := os.WriteFile(filepath.Join(bufDir, "0000000001.ndjson"), []byte(envelopeLine("evt_bytes_1")+"\n"+extractor+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
-	l, err := load.New(load.Options{
-		DataDir:    dataDir,
-		Buffer:     buffer.OpenReader(bufDir, buffer.Options{ArchiveDir: filepath.Join(dataDir, "archive")}),
-		Warehouse:  func() (load.Warehouse, error) { return nopClose{w}, nil },
-		Attempts:   1,
-		Backoff:    time.Millisecond,
-		Registerer: reg,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dataDir := loaderOver(t, w, reg, envelopeLine("evt_bytes_1"), extractor)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	rep, err := l.Run(ctx)
