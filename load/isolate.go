@@ -33,6 +33,7 @@ type isolation struct {
 	dir       string
 	loads     int
 	inserted  map[string]int64
+	bytesRead map[string]int64
 	refused   []byte // quarantine records of the refused lines
 	nRefused  int
 	lastCause error
@@ -55,7 +56,7 @@ func (l *Loader) isolate(ctx context.Context, m *Manifest, wh Warehouse, cause e
 	if err != nil {
 		return fmt.Errorf("isolate batch %s: %w", m.ID, err)
 	}
-	iso := &isolation{l: l, m: m, wh: wh, dir: filepath.Join(l.dirs.batchDir(m.ID), "isolate"), inserted: map[string]int64{}, lastCause: cause}
+	iso := &isolation{l: l, m: m, wh: wh, dir: filepath.Join(l.dirs.batchDir(m.ID), "isolate"), inserted: map[string]int64{}, bytesRead: map[string]int64{}, lastCause: cause}
 	defer os.RemoveAll(iso.dir)
 	if err := iso.load(ctx, refs, "h"); err != nil {
 		return err
@@ -70,7 +71,7 @@ func (l *Loader) isolate(ctx context.Context, m *Manifest, wh Warehouse, cause e
 		l.log.Error("events refused by the warehouse kept in quarantine", "batch", m.ID, "events", iso.nRefused,
 			"file", path, "err", iso.lastCause)
 	}
-	m.Inserted = iso.inserted
+	m.Inserted, m.BytesRead = iso.inserted, iso.bytesRead
 	return nil
 }
 
@@ -97,6 +98,7 @@ func (iso *isolation) load(ctx context.Context, refs []lineRef, suffix string) e
 			for t, n := range res.Inserted {
 				iso.inserted[t] += n
 			}
+			addCounts(iso.bytesRead, res.BytesRead)
 			return nil
 		}
 	}

@@ -516,7 +516,7 @@ func (l *Loader) loadStep(ctx context.Context, m *Manifest, warehouse func() (Wa
 		if wh, err = warehouse(); err == nil {
 			err = l.isolate(ctx, m, wh, cause)
 		}
-		res.Inserted = m.Inserted
+		res.Inserted, res.BytesRead = m.Inserted, m.BytesRead
 	}
 	switch {
 	case errors.Is(err, ErrSystemic):
@@ -534,7 +534,8 @@ func (l *Loader) loadStep(ctx context.Context, m *Manifest, warehouse func() (Wa
 		return fmt.Errorf("load batch %s: %w", m.ID, err)
 	}
 	l.clearPaused()
-	m.Inserted, m.Error = res.Inserted, ""
+	m.Inserted, m.BytesRead, m.Error = res.Inserted, res.BytesRead, ""
+	l.m.countBytesRead(res.BytesRead)
 	for t, n := range res.Inserted {
 		if n > 0 { // -1: the warehouse could not tell
 			l.m.rows.WithLabelValues(t).Add(float64(n))

@@ -44,6 +44,9 @@ type Manifest struct {
 	HasNullOccurred bool             `json:"has_null_occurred,omitempty"`
 	// Filled by the load step.
 	Inserted map[string]int64 `json:"inserted,omitempty"`
+	// BytesRead is the load's LoadResult.BytesRead: per table, the bytes the warehouse's merge read (-1: its
+	// statistics did not say). Absent for warehouses that cannot tell and in manifests older than the field.
+	BytesRead map[string]int64 `json:"bytes_read,omitempty"`
 	// Refused counts events the warehouse refused on their own (found by isolating them); they are kept, with
 	// the warehouse's error, in RefusedFile, and the rest of the batch loaded.
 	Refused     int    `json:"refused,omitempty"`

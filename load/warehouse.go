@@ -59,6 +59,12 @@ type LoadResult struct {
 	// Replaced maps a table name to the stored rows a Replace batch deleted before inserting its own (nil for
 	// other batches; -1 when the warehouse cannot tell).
 	Replaced map[string]int64
+	// BytesRead maps a table name to the bytes the warehouse says the statement that merged the batch into that
+	// table read (BigQuery: the merge job's statistics.query.totalBytesProcessed, what on-demand pricing bills
+	// before rounding). It is what a batch costs in warehouse reads, and it stays bounded only while the merge
+	// reads the batch's partitions, not the whole table. A table with rows in the batch has an entry, -1 when
+	// the job's statistics do not say; nil when the warehouse cannot tell at all (DuckDB).
+	BytesRead map[string]int64
 }
 
 // Warehouse is where batches go. Implementations: load/duckdb (the embedded default) and load/bigquery.

@@ -9,7 +9,7 @@
 //	dedup  a query keeps one row per natural key into _dedup_<table>_<batch> (MERGE refuses two source rows
 //	       for one target row)
 //	merge  MERGE inserts the rows whose key is not in the final table yet, turning JSON text into JSON, and
-//	       touches only the partitions between the batch's first and last occurred_at
+//	       touches only the partitions of the days the batch's rows fall on (pruneFor)
 //
 // Before creating a job the warehouse looks for the job with that ID: after a crash it finds the job that
 // already ran instead of running it again. A job ID can never be reused, so a failed job is followed by the
@@ -89,6 +89,23 @@ const (
 const conflictLookups = 4
 
 // clustering of each table; events are mostly filtered by type and campaign, leads by job, children by lead.
+// It serves the analysts' queries, not the merge, and no clustering could serve the merge as it is written:
+//
+//   - The merge's ON clause compares the target's natural-key columns with the staged rows' columns
+//     (T.event_id = S.event_id …). BigQuery prunes blocks only on filters that compare a clustered column with
+//     constants: "If a filter expression compares a clustered column to another column … block pruning cannot
+//     be applied" (https://cloud.google.com/bigquery/docs/querying-clustered-tables#best_practices). Leading
+//     the clustering with event_id would therefore prune nothing, and would cost the filters above.
+//   - What bounds the merge is partition pruning: the ON clause holds constant bounds on occurred_at around
+//     the days the batch's rows fall on (pruneFor), which BigQuery uses to skip partitions in a MERGE
+//     (https://cloud.google.com/bigquery/docs/using-dml-with-partitioned-tables#pruning_partitions_when_using_a_merge_statement).
+//   - A MERGE that only inserts is billed for the columns it references in the partitions it scans, not for
+//     the whole rows (https://cloud.google.com/bigquery/docs/reference/standard-sql/dml-syntax#on-demand_query_size_calculation):
+//     the target's key columns and occurred_at in the batch's days, plus the staged batch. Its job statistics
+//     (LoadResult.BytesRead) show that figure per batch, so a merge that reads more than its days shows.
+//
+// Changing the clustering of an existing table only affects data written afterwards, so a change here would
+// also need migrate.go to update the existing tables.
 var clustering = map[string][]string{
 	transform.TableEvents:     {"event_type", "campaign_id"},
 	transform.TableLeads:      {"event_type", "job_id"},
@@ -355,7 +372,7 @@ func jobID(batch, table, step string, attempt int) string {
 
 // Load implements load.Warehouse.
 func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, error) {
-	res := load.LoadResult{Inserted: map[string]int64{}}
+	res := load.LoadResult{Inserted: map[string]int64{}, BytesRead: map[string]int64{}}
 	if err := w.locate(ctx, false); err != nil {
 		return res, err
 	}
@@ -402,9 +419,10 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 			after += fmt.Sprintf("_d%d", deduped)
 		}
 		j, _, err := w.job(ctx, b.ID, t, "merge"+after, anyCall, func(ctx context.Context, id string) (*bigquery.Job, error) {
-			q := w.c.Query(w.mergeSQL(t, dedup, b))
+			prune := pruneFor(b, t)
+			q := w.c.Query(w.mergeSQL(t, dedup, prune))
 			if b.Replace && t == transform.TableEvents {
-				q = w.c.Query(w.replaceSQL(dedup, b))
+				q = w.c.Query(w.replaceSQL(dedup, prune))
 			}
 			q.JobID, q.Location = id, w.location
 			return within(ctx, w.cfg.StepTimeout, q.Run)
@@ -412,7 +430,7 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 		if err != nil {
 			return res, err
 		}
-		res.Inserted[t] = inserted(j)
+		res.Inserted[t], res.BytesRead[t] = inserted(j), bytesRead(j)
 	}
 	for _, t := range transform.Tables { // helper tables and objects are only a cost now; a failure here is harmless
 		do(ctx, w.cfg.StepTimeout, ds.Table(stageTable(t, b.ID)).Delete)
@@ -438,6 +456,24 @@ func inserted(j *bigquery.Job) int64 {
 		return qs.DMLStats.InsertedRowCount
 	case qs.NumDMLAffectedRows > 0: // the MERGE only inserts, so the rows it touched are the rows it inserted
 		return qs.NumDMLAffectedRows
+	}
+	return -1
+}
+
+// bytesRead is what a merge job read, as its statistics say (statistics.query.totalBytesProcessed,
+// https://cloud.google.com/bigquery/docs/reference/rest/v2/Job#JobStatistics2), or -1 when the job has no query
+// statistics. For the replace script the job is the script's parent, which reports the bytes of all its
+// statements together (https://cloud.google.com/bigquery/docs/multi-statement-queries), so the events table's
+// figure of a Replace batch includes its deletes from all four tables; a DELETE is billed for the whole
+// partitions it changes, not only the columns it reads. A job found done from an earlier run carries the same
+// statistics, so a resumed load reports the same figure.
+func bytesRead(j *bigquery.Job) int64 {
+	st := j.LastStatus()
+	if st == nil || st.Statistics == nil {
+		return -1
+	}
+	if qs, ok := st.Statistics.Details.(*bigquery.QueryStatistics); ok {
+		return qs.TotalBytesProcessed
 	}
 	return -1
 }
@@ -735,9 +771,9 @@ func (w *Warehouse) dedupSQL(table, stage string) string {
 		keys, keys, w.cfg.Dataset, stage)
 }
 
-// mergeSQL inserts the deduplicated rows whose key is not in the table yet. The ON clause restricts the target
-// to the batch's occurred_at range (and the NULL partition when the batch has rows without a time), so the
-// MERGE reads only those partitions.
+// mergeSQL inserts the deduplicated rows whose key is not in the table yet. The ON clause holds prune (see
+// pruneFor), which restricts the target to the days the batch's rows fall on (and the NULL partition when
+// some have no time), so the MERGE reads only those partitions.
 //
 // Two replicas whose batches hold the same event can run this MERGE for the same new key at once. Nothing in
 // BigQuery's documentation makes that safe. Each DML statement reads the table at its own snapshot (snapshot
@@ -748,12 +784,12 @@ func (w *Warehouse) dedupSQL(table, stage string) string {
 // may commit a row. docs/operations.md (section 7) gives that window and the check, and events_latest shows one
 // row per event_id. When BigQuery does report a conflict (invalidQuery "… due to concurrent update"), classOf
 // makes it transient, and the MERGE's next attempt sees the other commit and does not insert the key twice.
-func (w *Warehouse) mergeSQL(table, dedup string, b load.Batch) string {
+func (w *Warehouse) mergeSQL(table, dedup, prune string) string {
 	var on []string
 	for _, k := range transform.NaturalKeys[table] {
 		on = append(on, fmt.Sprintf("T.%s = S.%s", k, k))
 	}
-	on = append(on, pruneSQL(b))
+	on = append(on, prune)
 	var names, values []string
 	for _, c := range w.columns[table] {
 		names = append(names, c.Name)
@@ -765,6 +801,19 @@ func (w *Warehouse) mergeSQL(table, dedup string, b load.Batch) string {
 	}
 	return fmt.Sprintf("MERGE `%s.%s` T USING `%s.%s` S ON %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)",
 		w.cfg.Dataset, table, w.cfg.Dataset, dedup, strings.Join(on, " AND "), strings.Join(names, ", "), strings.Join(values, ", "))
+}
+
+// pruneFor restricts the target table T of a statement merging the batch's file of table to the partitions
+// that can hold a stored duplicate of its rows: an event's duplicates share its occurred_at, and a child row
+// its event's. It names the days the file's rows fall on (pruneDaysSQL), so a batch holding one late event
+// from long ago reads that day's partition, not every day since. When the file cannot be read, it falls back
+// to the batch's whole occurred_at range (pruneSQL), which holds those days too.
+func pruneFor(b load.Batch, table string) string {
+	days, hasNull, err := occurredDays(b.Files[table])
+	if err != nil {
+		return pruneSQL(b)
+	}
+	return pruneDaysSQL(days, hasNull)
 }
 
 // pruneSQL restricts the target table T to the batch's occurred_at range, and the NULL partition when the

@@ -105,12 +105,14 @@ func New() (dashboard.Dashboard, error) {
 		WithPanel(series("Load run duration", "One scheduled run: resume, transform, load, archive.", "s", 8,
 			query(`histogram_quantile(0.5, sum by (le) (rate(sendpilot_load_run_seconds_bucket{`+sel+`}[$__rate_interval])))`, "p50"),
 			query(`histogram_quantile(0.99, sum by (le) (rate(sendpilot_load_run_seconds_bucket{`+sel+`}[$__rate_interval])))`, "p99"))).
-		WithPanel(series("Paused and refused", "Loads paused (1/0) and events refused by the warehouse per interval.", "none", 12,
+		WithPanel(series("Paused and refused", "Loads paused (1/0) and events refused by the warehouse per interval.", "none", 8,
 			query(`max by (instance) (sendpilot_load_paused{`+sel+`})`, "paused {{instance}}"),
 			query(`sum by (instance) (increase(sendpilot_load_refused_events_total{`+sel+`}[$__rate_interval]))`, "refused {{instance}}"))).
-		WithPanel(series("Load lag", "Age of the oldest unloaded event, against the threshold SendPilotLoadLag alerts above (recorded by configs/prometheus/alerts.yaml).", "s", 12,
+		WithPanel(series("Load lag", "Age of the oldest unloaded event, against the threshold SendPilotLoadLag alerts above (recorded by configs/prometheus/alerts.yaml).", "s", 8,
 			query(`max by (instance) (sendpilot_buffer_oldest_unloaded_age_seconds{`+sel+`})`, "{{instance}}"),
-			query(`max by (instance) (sendpilot:load_lag_threshold_seconds{`+sel+`})`, "alert threshold {{instance}}")))
+			query(`max by (instance) (sendpilot:load_lag_threshold_seconds{`+sel+`})`, "alert threshold {{instance}}"))).
+		WithPanel(series("Warehouse bytes read per batch", "Bytes BigQuery's merges read per loaded batch, by table (job statistics; 0 on DuckDB). A rise while batches stay the same size means merges read more: events on more days (replays, backfills), fuller days, or a merge that no longer prunes partitions.", "bytes", 8,
+			query(`sum by (table) (increase(sendpilot_load_warehouse_bytes_read_total{`+sel+`}[$__rate_interval])) / on() group_left() sum(increase(sendpilot_load_batches_total{`+sel+`, outcome="loaded"}[$__rate_interval]))`, "{{table}}")))
 
 	d, err := b.Build()
 	if err != nil {

@@ -3,6 +3,7 @@ package emulatortest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +56,13 @@ type faultProxy struct {
 	refuseRows []byte
 
 	mu sync.Mutex
+	// mergeBytes, per table, is the statistics.query.totalBytesProcessed that jobs.get shows for that table's
+	// merge jobs. The emulator counts only the bytes of a query's result rows, so its MERGE jobs (no result
+	// rows) show none; BigQuery shows the bytes the statement read, for a script the total of its statements
+	// (https://cloud.google.com/bigquery/docs/reference/rest/v2/Job#JobStatistics2).
+	mergeBytes map[string]int64
+	// queries are the bodies of the query job inserts forwarded to the emulator, in order.
+	queries []string
 	// queryFaults fail the next query jobs whose SQL holds their match (see jobFault).
 	queryFaults []*jobFault
 	failed      map[string]*jobFault // job ID → the fault it failed with
@@ -135,6 +144,12 @@ func (f *faultProxy) start(t *testing.T, target string) []option.ClientOption {
 				writeJSON(w, http.StatusNotFound, errorBody(http.StatusNotFound, "notFound", "Not found: Job "+project+":"+m[1]))
 				return
 			}
+			if n, ok := f.mergeBytesOf(m[1]); ok {
+				rec := httptest.NewRecorder()
+				rp.ServeHTTP(rec, r)
+				writeJSON(w, rec.Code, withBytesProcessed(t, rec.Body.Bytes(), n))
+				return
+			}
 		}
 		if m := queryGet.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodGet {
 			f.mu.Lock()
@@ -168,6 +183,9 @@ func (f *faultProxy) start(t *testing.T, target string) []option.ClientOption {
 		}
 		f.mu.Lock()
 		reused := id != "" && f.created[id]
+		if !upload {
+			f.queries = append(f.queries, string(body))
+		}
 		var fault *jobFault
 		if upload && !reused && len(f.refuseRows) > 0 && bytes.Contains(body, f.refuseRows) {
 			fault = &jobFault{status: http.StatusBadRequest, reason: "invalid",
@@ -218,6 +236,44 @@ func (f *faultProxy) start(t *testing.T, target string) []option.ClientOption {
 		srv.Close()
 	})
 	return []option.ClientOption{option.WithEndpoint(srv.URL), option.WithoutAuthentication()}
+}
+
+// mergeBytesOf returns the bytes to show for a job when it is the merge job of a table in mergeBytes (job IDs
+// read sendpilot_<batch>_<table>_merge…).
+func (f *faultProxy) mergeBytesOf(jobID string) (int64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for table, n := range f.mergeBytes {
+		if strings.Contains(jobID, "_"+table+"_merge") {
+			return n, true
+		}
+	}
+	return 0, false
+}
+
+// withBytesProcessed sets statistics.query.totalBytesProcessed (an int64 as a JSON string, as the REST API
+// encodes it) in a jobs.get answer; an error answer is returned unchanged.
+func withBytesProcessed(t *testing.T, body []byte, n int64) string {
+	var job map[string]any
+	if err := json.Unmarshal(body, &job); err != nil || job["error"] != nil {
+		return string(body)
+	}
+	stats, _ := job["statistics"].(map[string]any)
+	if stats == nil {
+		stats = map[string]any{}
+		job["statistics"] = stats
+	}
+	q, _ := stats["query"].(map[string]any)
+	if q == nil {
+		q = map[string]any{}
+		stats["query"] = q
+	}
+	q["totalBytesProcessed"] = strconv.FormatInt(n, 10)
+	out, err := json.Marshal(job)
+	if err != nil {
+		t.Errorf("encode jobs.get answer: %v", err)
+	}
+	return string(out)
 }
 
 // record notes a job ID the emulator accepted, so that inserting it again answers 409 as BigQuery does.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/api/option"
 
 	"sendpilot-loader/extract/buffer"
@@ -23,9 +24,6 @@ import (
 func TestOnePoisonEventIsIsolatedOnBigQuery(t *testing.T) {
 	direct, proxy, w := behindProxy(t, http.StatusInternalServerError)
 	proxy.refuseRows = []byte("xpoisonx")
-	dataDir := t.TempDir()
-	bufDir := filepath.Join(dataDir, "buffer")
-	os.MkdirAll(bufDir, 0o755)
 	var lines []string
 	for i := range 1000 {
 		lines = append(lines, envelopeLine(fmt.Sprintf("evt_good_%04d", i)))
@@ -33,19 +31,7 @@ func TestOnePoisonEventIsIsolatedOnBigQuery(t *testing.T) {
 			lines = append(lines, envelopeLine("evt_xpoisonx"))
 		}
 	}
-	if err := os.WriteFile(filepath.Join(bufDir, "0000000001.ndjson"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := load.New(load.Options{
-		DataDir:   dataDir,
-		Buffer:    buffer.OpenReader(bufDir, buffer.Options{ArchiveDir: filepath.Join(dataDir, "archive")}),
-		Warehouse: func() (load.Warehouse, error) { return nopClose{w}, nil },
-		Attempts:  1,
-		Backoff:   time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, _ := loaderOver(t, w, nil, lines...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	rep, err := l.Run(ctx)
@@ -63,6 +49,30 @@ func TestOnePoisonEventIsIsolatedOnBigQuery(t *testing.T) {
 	if got := countAll(t, direct); got != "1000" {
 		t.Fatalf("events stored: %s, want 1000", got)
 	}
+}
+
+// loaderOver writes lines as the one sealed segment of a new data directory and returns a loader that loads
+// it into w (one attempt per run), with its metrics on reg (nil for none), and the data directory.
+func loaderOver(t *testing.T, w load.Warehouse, reg prometheus.Registerer, lines ...string) (*load.Loader, string) {
+	t.Helper()
+	dataDir := t.TempDir()
+	bufDir := filepath.Join(dataDir, "buffer")
+	os.MkdirAll(bufDir, 0o755)
+	if err := os.WriteFile(filepath.Join(bufDir, "0000000001.ndjson"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := load.New(load.Options{
+		DataDir:    dataDir,
+		Buffer:     buffer.OpenReader(bufDir, buffer.Options{ArchiveDir: filepath.Join(dataDir, "archive")}),
+		Warehouse:  func() (load.Warehouse, error) { return nopClose{w}, nil },
+		Attempts:   1,
+		Backoff:    time.Millisecond,
+		Registerer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, dataDir
 }
 
 // nopClose keeps the loader from closing the shared test warehouse at the end of its run.

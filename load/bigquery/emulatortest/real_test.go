@@ -22,8 +22,8 @@ import (
 // SENDPILOT_TEST_BIGQUERY_LOCATION to a single region such as asia-northeast1 to make job look-ups without it
 // fail) and finds every job of a loaded batch; a missing dataset is a systemic error from BigQuery's real
 // answer; and with SENDPILOT_TEST_BIGQUERY_BUCKET, the batch goes through that staging bucket, or fails
-// systemic before any job when the bucket is in a location BigQuery cannot load from. docs/real-bigquery-test.md
-// says how to run it.
+// systemic before any job when the bucket is in a location BigQuery cannot load from; and every merge reports
+// the bytes it read. docs/real-bigquery-test.md says how to run it.
 func TestRealBigQuery(t *testing.T) {
 	projectID := os.Getenv("SENDPILOT_TEST_BIGQUERY_PROJECT")
 	if projectID == "" {
@@ -51,8 +51,15 @@ func TestRealBigQuery(t *testing.T) {
 	b1 := loadtest.BatchFrom(t, "real-0000000001-0000000001", evA, evB, evB)
 	b2 := loadtest.BatchFrom(t, "real-0000000002-0000000002", evB, evC)
 	for _, b := range []load.Batch{b1, b1, b2} {
-		if _, err := w.Load(ctx, b); err != nil {
+		res, err := w.Load(ctx, b)
+		if err != nil {
 			t.Fatal(err)
+		}
+		// Every merge reads at least the staged batch, and its job statistics say how much.
+		for table, rows := range b.Rows {
+			if rows > 0 && res.BytesRead[table] <= 0 {
+				t.Errorf("batch %s: the %s merge read %d bytes, want its job statistics' positive figure", b.ID, table, res.BytesRead[table])
+			}
 		}
 	}
 	it, err := c.Query(fmt.Sprintf("SELECT (SELECT COUNT(*) FROM `%s.events`), (SELECT COUNT(*) FROM `%s.leads`)", ds, ds)).Read(ctx)
