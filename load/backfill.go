@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -229,6 +230,12 @@ func (l *Loader) backfillTransform(ctx context.Context, id string, parts []part,
 	topts := l.opts.Transform
 	topts.Keep = opts.Keep
 	topts.Progress = progress
+	if !opts.DryRun && topts.Workers == 0 {
+		// The load of the batch before runs alongside on a core of its own: a worker less costs no time and
+		// keeps that worker's chunks out of memory (1 GB backfill, 2 cores: 44 s and 515 MB peak RSS with one
+		// worker, 43 s and 576 MB with two).
+		topts.Workers = max(runtime.GOMAXPROCS(0)-1, 1)
+	}
 	res, err := transform.Sources(ctx, srcs, dir, topts)
 	if err != nil {
 		os.RemoveAll(dir)
