@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"sendpilot-loader/bench/corpus"
 	"sendpilot-loader/configs"
@@ -81,7 +82,9 @@ func (b *bench) pending(ctx context.Context, kind string, seed uint64, more func
 			}
 		})
 	}
-	g := corpus.New(seed, true)
+	// New deliveries are newer than what the warehouse holds: the largest base warehouse's events span about
+	// five days from the corpus's start, so these begin a month after it.
+	g := corpus.New(seed, true).StartAt(time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC))
 	set := pendingSet{kind: kind, seed: seed, dir: dir}
 	for more(set.stats) && ctx.Err() == nil {
 		line, _ := g.Next(nil) // a fresh slice per line: Append may hold it until it returns
