@@ -18,7 +18,8 @@
 //  3. Two sets of pending buffer segments, written with the extract/buffer writer as serve writes them
 //     (envelopes, CRC-framed format v2, sealed): --batch-events events of seed --seed+1 (a scheduled load's
 //     batch) and --catchup-bytes of seed --seed+2 (the backlog an outage leaves). Their event IDs are new to
-//     every warehouse; their occurred_at range overlaps the oldest stored events.
+//     every warehouse and their occurred_at a month after the corpus starts, past every stored event, as new
+//     deliveries are.
 //  4. For each warehouse and each set: copies the warehouse and the segments into a fresh data directory and
 //     runs "sendpilot-loader load" (the catch-up path: it drains every pending segment, batch after batch),
 //     then checks that the events table grew by exactly the set's events.
