@@ -132,7 +132,9 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 				}
 			}
 			t := backfillTransformed{backfillGroup: g, id: id}
+			began := time.Now()
 			t.batch, t.res, t.err = l.backfillTransform(ctx, id, cp.Parts[g.i:g.j], opts, progress)
+			l.log.Debug("backfill batch transformed", "batch", id, "seconds", time.Since(began).Seconds(), "err", t.err)
 			for _, p := range cp.Parts[g.i:g.j] {
 				read += p.Size
 			}
@@ -154,7 +156,9 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 		if t.err != nil {
 			return rep, t.err
 		}
+		began := time.Now()
 		err := l.backfillLoad(ctx, t, opts, &wh, &rep)
+		l.log.Debug("backfill batch loaded", "batch", t.id, "seconds", time.Since(began).Seconds(), "err", err)
 		os.RemoveAll(t.dir(l))
 		if err != nil {
 			return rep, err
