@@ -72,7 +72,7 @@ func printReport(w io.Writer, r report) {
 		fmt.Fprintf(w, "- warehouse %s: %s; %s; %s\n", wh.size.label, describe(wh.rows), wh.origin, wh.path)
 	}
 	fmt.Fprintf(w, "- Warehouses hold bench/corpus seed %d (bare events, backfilled; each size a prefix of the larger); the batch is seed %d, the catch-up seed %d, "+
-		"as envelopes written by the extract/buffer writer (CRC-framed, sealed). Their event IDs are new to every warehouse; their occurred_at overlaps the oldest stored events.\n\n",
+		"as envelopes written by the extract/buffer writer (CRC-framed, sealed). Their event IDs are new to every warehouse; their occurred_at begins a month after the corpus, past every stored event, as new deliveries are.\n\n",
 		r.opts.seed, r.batch.seed, r.catchup.seed)
 
 	bf := r.backfill
