@@ -28,9 +28,10 @@ var _ memory.Allocator = (*poolAllocator)(nil)
 
 const (
 	minClassBits = 6 // 64 bytes
-	// maxHeld bounds the bytes kept for reuse: about what two workers' builders and the batches in flight
-	// between them and the writers take up.
-	maxHeld = 64 << 20
+	// maxHeld bounds the bytes kept for reuse. Kept buffers count towards the live heap, which the memory
+	// limit caps: 64 MiB made the collector run more often than the reuse saved (19% of CPU in collection on
+	// a 250 MB wide-leads corpus, against 16% with 16 MiB).
+	maxHeld = 16 << 20
 )
 
 // sizeClass returns the class of a size and the capacity of that class.

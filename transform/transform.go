@@ -244,6 +244,7 @@ func Sources(ctx context.Context, srcs []Source, outDir string, opts Options) (R
 
 // process flattens every line of a chunk.
 func (f *flattener) process(c *chunk) chunkResult {
+	f.resetParsers(len(c.data))
 	f.stats = Counts{}
 	f.quarantine = f.quarantine[:0]
 	data := c.data
