@@ -1,6 +1,9 @@
 package transform
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+)
 
 func TestSizeClasses(t *testing.T) {
 	prevClass, prevCap := -1, 0
@@ -24,4 +27,30 @@ func TestSizeClasses(t *testing.T) {
 		t.Fatalf("buffer not reused: cap %d, want %d", cap(got), cap(b))
 	}
 	p.Free(make([]byte, 10, 1000)) // foreign buffers are ignored
+}
+
+// TestPoolAllocatorBound checks that freed buffers are reused whatever the collector does, and that the free
+// lists never hold more than maxHeld bytes.
+func TestPoolAllocatorBound(t *testing.T) {
+	p := new(poolAllocator)
+	b := p.Allocate(4096)
+	p.Free(b)
+	runtime.GC()
+	runtime.GC() // a sync.Pool would be empty now
+	if got := p.Allocate(4000); &got[:1][0] != &b[:1][0] {
+		t.Fatal("a freed buffer was not reused after a collection")
+	}
+	const size = 1 << 20
+	for range 2 * maxHeld / size {
+		p.Free(make([]byte, size))
+	}
+	if p.held > maxHeld || p.held < maxHeld-size {
+		t.Fatalf("free lists hold %d bytes, want at most %d and close to it", p.held, maxHeld)
+	}
+	for range 2 * maxHeld / size {
+		p.Allocate(size)
+	}
+	if p.held != 0 {
+		t.Fatalf("free lists hold %d bytes after every buffer was taken back", p.held)
+	}
 }

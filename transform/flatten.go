@@ -22,6 +22,7 @@ import (
 // record written by an earlier run (its original line is processed again, with its original source).
 type flattener struct {
 	parser, inner fastjson.Parser
+	parsed        int      // input bytes parsed since the parsers were last replaced (resetParsers)
 	tables        [4]*rows // in the order of Tables
 	quarantine    []byte   // NDJSON quarantine records
 	scratch       []byte
@@ -85,6 +86,20 @@ func newFlattener(mem memory.Allocator) *flattener {
 func (f *flattener) release() {
 	for _, t := range f.tables {
 		t.release()
+	}
+}
+
+// parserReset is how many input bytes a flattener parses before it replaces its parsers.
+const parserReset = 8 << 20
+
+// resetParsers replaces the JSON parsers once they have parsed parserReset bytes, before a chunk of n bytes.
+// A fastjson parser keeps every value it ever built for reuse, and each kept object keeps room for as many
+// keys as the largest object it held: over a long run of large jobs that grew to tens of megabytes of
+// pointers per parser, which the garbage collector scanned at every cycle.
+func (f *flattener) resetParsers(n int) {
+	f.parsed += n
+	if f.parsed > parserReset {
+		f.parser, f.inner, f.parsed = fastjson.Parser{}, fastjson.Parser{}, n
 	}
 }
 

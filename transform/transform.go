@@ -146,16 +146,19 @@ func Sources(ctx context.Context, srcs []Source, outDir string, opts Options) (R
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan *chunk, opts.Workers)
-	order := make(chan *chunk, opts.Workers)
+	order := make(chan *chunk, 2*opts.Workers)
 
-	// Workers: parse chunks in parallel, each with its own builders.
+	// Workers: parse chunks in parallel, each with its own builders, and recycle the chunks' buffers.
+	bufs := make(chunkBuffers, cap(order)+opts.Workers+2)
 	for range opts.Workers {
 		go func() {
 			f := newFlattener(opts.Allocator)
 			f.keep = opts.Keep
 			defer f.release()
 			for c := range work {
-				c.done <- f.process(c)
+				r := f.process(c)
+				bufs.put(c.data)
+				c.done <- r
 			}
 		}()
 	}
@@ -165,7 +168,7 @@ func Sources(ctx context.Context, srcs []Source, outDir string, opts Options) (R
 	go func() {
 		defer close(order)
 		defer close(work)
-		readErr <- readChunks(ctx, srcs, opts.ChunkBytes, func(c *chunk) bool {
+		readErr <- readChunks(ctx, srcs, opts.ChunkBytes, bufs, func(c *chunk) bool {
 			select {
 			case order <- c:
 			case <-ctx.Done():
@@ -187,7 +190,7 @@ func Sources(ctx context.Context, srcs []Source, outDir string, opts Options) (R
 	feeds := make([]chan arrow.RecordBatch, len(out.tables))
 	var writers sync.WaitGroup
 	for i, t := range out.tables {
-		feeds[i] = make(chan arrow.RecordBatch, 1)
+		feeds[i] = make(chan arrow.RecordBatch, 2)
 		writers.Go(func() {
 			for rec := range feeds[i] {
 				if tableErrs[i] == nil {
@@ -241,6 +244,7 @@ func Sources(ctx context.Context, srcs []Source, outDir string, opts Options) (R
 
 // process flattens every line of a chunk.
 func (f *flattener) process(c *chunk) chunkResult {
+	f.resetParsers(len(c.data))
 	f.stats = Counts{}
 	f.quarantine = f.quarantine[:0]
 	data := c.data
@@ -267,16 +271,16 @@ func (f *flattener) process(c *chunk) chunkResult {
 }
 
 // readChunks cuts each file into chunks of whole lines of about size bytes and hands them to emit in order.
-func readChunks(ctx context.Context, srcs []Source, size int, emit func(*chunk) bool) error {
+func readChunks(ctx context.Context, srcs []Source, size int, bufs chunkBuffers, emit func(*chunk) bool) error {
 	for _, src := range srcs {
-		if err := readFileChunks(ctx, src, size, emit); err != nil {
+		if err := readFileChunks(ctx, src, size, bufs, emit); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func readFileChunks(ctx context.Context, src Source, size int, emit func(*chunk) bool) error {
+func readFileChunks(ctx context.Context, src Source, size int, bufs chunkBuffers, emit func(*chunk) bool) error {
 	path := src.Path
 	f, err := os.Open(path)
 	if err != nil {
@@ -304,12 +308,10 @@ func readFileChunks(ctx context.Context, src Source, size int, emit func(*chunk)
 		return readJSONValues(ctx, r, path, size, emit)
 	}
 	// Read straight into chunk buffers and cut each at its last newline; the partial line after it starts the
-	// next chunk. A line longer than the buffer grows it.
+	// next chunk's buffer. A line longer than the buffer grows it.
 	line := max(src.FirstLine, 1)
-	var carry []byte
+	buf := bufs.get(size)
 	for {
-		buf := make([]byte, len(carry), max(size, 2*len(carry)))
-		copy(buf, carry)
 		n, err := io.ReadFull(r, buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
@@ -320,21 +322,56 @@ func readFileChunks(ctx context.Context, src Source, size int, emit func(*chunk)
 		if !eof {
 			cut = bytes.LastIndexByte(buf, '\n') + 1
 			if cut == 0 { // no newline yet: one long line; read on with a bigger buffer
-				carry = buf
+				bigger := append(bufs.get(2*len(buf)), buf...)
+				bufs.put(buf)
+				buf = bigger
 				continue
 			}
 		}
-		carry = buf[cut:]
+		var next []byte
+		if !eof {
+			// Copy the partial line out before the chunk is handed on: its worker recycles the buffer.
+			next = append(bufs.get(max(size, 2*(len(buf)-cut))), buf[cut:]...)
+		}
 		if cut > 0 {
 			c := &chunk{data: buf[:cut], file: path, firstLine: line, done: make(chan chunkResult, 1)}
 			line += int64(bytes.Count(c.data, []byte{'\n'}))
 			if ctx.Err() != nil || !emit(c) {
 				return ctx.Err()
 			}
+		} else {
+			bufs.put(buf)
 		}
 		if eof {
 			return nil
 		}
+		buf = next
+	}
+}
+
+// chunkBuffers recycles the buffers input is read into. A worker hands a chunk's buffer back once the chunk is
+// flattened (the JSON parser, the builders and the quarantine copy what they keep), so reading does not
+// allocate and zero a fresh buffer for every chunk. It holds at most its capacity; other buffers are left to
+// the garbage collector.
+type chunkBuffers chan []byte
+
+// get returns an empty buffer with room for at least n bytes.
+func (p chunkBuffers) get(n int) []byte {
+	select {
+	case b := <-p:
+		if cap(b) >= n {
+			return b[:0]
+		}
+	default:
+	}
+	return make([]byte, 0, n)
+}
+
+// put hands back a buffer nothing refers to any more.
+func (p chunkBuffers) put(b []byte) {
+	select {
+	case p <- b[:0]:
+	default:
 	}
 }
 

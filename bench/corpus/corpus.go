@@ -2,10 +2,15 @@
 // tests: about 90% small outreach events spread over all documented event names (old and new), and about 10%
 // lead extractor jobs and lead database searches carrying 10–200 leads, each lead with 0–8 experience entries,
 // 0–4 education entries, 0–15 skills, Unicode names and long summaries. The same seed gives the same bytes.
+//
+// That is the default shape; other shapes (see Shape) change the proportions, so that a benchmark can check
+// that a speed holds on other mixes of events than the default's.
 package corpus
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -14,26 +19,98 @@ import (
 	"sendpilot-loader/extract/envelope"
 )
 
+// Shape names a mix of events.
+type Shape string
+
+// The shapes. The default shape's bytes for a seed never change (a test pins them), so figures measured on
+// it stay comparable.
+const (
+	// ShapeDefault is the mix described in the package comment.
+	ShapeDefault Shape = "default"
+	// ShapeOldNames has only the five outreach events of the older SendPilot docs, under their older names
+	// and with their older payloads (messagePreview, replyPreview, changedBy): message.sent,
+	// message.received, connection.sent, connection.accepted and lead.status.changed. The older docs have no
+	// lead extractor or lead database events, so this corpus has no leads: it weighs the per-event cost.
+	ShapeOldNames Shape = "old-names"
+	// ShapeWideLeads is the default mix with twice the leads in every lead extractor job and lead database
+	// search (20–400), each lead of the same shape.
+	ShapeWideLeads Shape = "wide-leads"
+)
+
+// Shapes lists every shape, the default first.
+var Shapes = []Shape{ShapeDefault, ShapeOldNames, ShapeWideLeads}
+
+// ParseShape returns the shape named s; "" is the default.
+func ParseShape(s string) (Shape, error) {
+	if s == "" {
+		return ShapeDefault, nil
+	}
+	for _, sh := range Shapes {
+		if string(sh) == s {
+			return sh, nil
+		}
+	}
+	return "", fmt.Errorf("parse corpus shape: unknown shape %q (want one of %v)", s, Shapes)
+}
+
 // Generator produces events one line at a time.
 type Generator struct {
 	rng      *rand.Rand
 	n        int
 	start    time.Time
 	envelope bool
+	shape    Shape
 }
 
-// New returns a generator. With asEnvelope, each event is wrapped in a buffer envelope as the receiver writes it.
+// New returns a generator of the default shape. With asEnvelope, each event is wrapped in a buffer envelope as
+// the receiver writes it.
 func New(seed uint64, asEnvelope bool) *Generator {
+	return NewShape(seed, asEnvelope, ShapeDefault)
+}
+
+// NewShape is New for a given shape.
+func NewShape(seed uint64, asEnvelope bool, shape Shape) *Generator {
 	return &Generator{
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		start:    time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC),
 		envelope: asEnvelope,
+		shape:    shape,
 	}
+}
+
+// Write writes lines of g, each ending in a newline, to w until at least size bytes are written, and returns
+// the rows they should produce and the bytes written.
+func Write(w io.Writer, g *Generator, size int64) (Stats, int64, error) {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	var total Stats
+	var written int64
+	var line []byte
+	for written < size {
+		var st Stats
+		line, st = g.Next(line[:0])
+		line = append(line, '\n')
+		if _, err := bw.Write(line); err != nil {
+			return total, written, fmt.Errorf("write corpus: %w", err)
+		}
+		written += int64(len(line))
+		total.add(st)
+	}
+	if err := bw.Flush(); err != nil {
+		return total, written, fmt.Errorf("write corpus: %w", err)
+	}
+	return total, written, nil
 }
 
 // Stats counts what a generator produced, for checking a transform's output.
 type Stats struct {
 	Events, Leads, Experience, Education int64
+}
+
+func (s *Stats) add(o Stats) {
+	s.Events += o.Events
+	s.Leads += o.Leads
+	s.Experience += o.Experience
+	s.Education += o.Education
 }
 
 // Next appends the next event line (without a newline) to dst and reports the rows it should produce.
@@ -43,7 +120,7 @@ func (g *Generator) Next(dst []byte) ([]byte, Stats) {
 	ts := g.start.Add(time.Duration(g.n) * 1700 * time.Millisecond)
 	var body []byte
 	var st Stats
-	if g.rng.IntN(10) == 0 {
+	if g.shape != ShapeOldNames && g.rng.IntN(10) == 0 {
 		body, st = g.job(id, ts)
 	} else {
 		body = g.outreach(id, ts)
@@ -68,12 +145,22 @@ var outreachTypes = []string{
 	"campaign.started", "campaign.paused", "campaign.resumed", "campaign.finished",
 }
 
+// oldOutreachTypes are the outreach events of the older docs, in about the default's proportions.
+var oldOutreachTypes = []string{
+	"message.sent", "message.sent", "message.sent", "message.received",
+	"connection.sent", "connection.sent", "connection.accepted", "lead.status.changed", "lead.status.changed",
+}
+
 var statuses = []string{"PENDING", "CONNECTION_SENT", "CONNECTION_ACCEPTED", "MESSAGE_SENT", "REPLY_RECEIVED", "OPPORTUNITY", "NOT_INTERESTED", "DONE"}
 
 func (g *Generator) pick(xs []string) string { return xs[g.rng.IntN(len(xs))] }
 
 func (g *Generator) outreach(id string, ts time.Time) []byte {
-	typ := g.pick(outreachTypes)
+	types := outreachTypes
+	if g.shape == ShapeOldNames {
+		types = oldOutreachTypes
+	}
+	typ := g.pick(types)
 	lead := fmt.Sprintf("lead_%06d", g.rng.IntN(50000))
 	camp := fmt.Sprintf("camp_%03d", g.rng.IntN(40))
 	sender := fmt.Sprintf("sender_%02d", g.rng.IntN(12))
@@ -82,7 +169,7 @@ func (g *Generator) outreach(id string, ts time.Time) []byte {
 	common := fmt.Sprintf(`"leadId":%q,"campaignId":%q,"linkedinUrl":%q,"senderId":%q`, lead, camp, url, sender)
 	switch typ {
 	case "message.sent":
-		if g.rng.IntN(4) == 0 {
+		if g.shape == ShapeOldNames || g.rng.IntN(4) == 0 { // the older docs send only a preview
 			b = fmt.Appendf(b, `%s,"messagePreview":%q`, common, g.sentence(60, 100))
 		} else {
 			b = fmt.Appendf(b, `%s,"message":%q,"sequenceStep":%d`, common, g.sentence(80, 600), 1+g.rng.IntN(5))
@@ -121,6 +208,9 @@ func (g *Generator) outreach(id string, ts time.Time) []byte {
 func (g *Generator) job(id string, ts time.Time) ([]byte, Stats) {
 	var st Stats
 	n := 10 + g.rng.IntN(191)
+	if g.shape == ShapeWideLeads {
+		n *= 2
+	}
 	extractor := g.rng.IntN(3) != 0
 	var b []byte
 	started := ts.Add(-time.Duration(n) * 9 * time.Second)

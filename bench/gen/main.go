@@ -1,11 +1,12 @@
 // Command gen writes a deterministic corpus of SendPilot events (see package bench/corpus) as NDJSON: bare
-// events by default, buffer envelopes with --envelope, gzip'd when --out ends in .gz.
+// events by default, buffer envelopes with --envelope, gzip'd when --out ends in .gz. --shape picks a mix of
+// events other than the default (see corpus.Shape).
 //
 //	go run ./bench/gen --bytes 1GB --out bench-data/corpus.ndjson
+//	go run ./bench/gen --bytes 250MB --shape wide-leads --out bench-data/corpus-wide.ndjson
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -24,16 +25,23 @@ func main() {
 	out := flag.String("out", "-", "output file (- for stdout; .gz compresses)")
 	seed := flag.Uint64("seed", 1, "random seed: the same seed gives the same corpus")
 	env := flag.Bool("envelope", false, "wrap each event in a buffer envelope, as the receiver writes it")
+	shapeName := flag.String("shape", string(corpus.ShapeDefault), fmt.Sprintf("mix of events, one of %v", corpus.Shapes))
 	flag.Parse()
-	st, err := generate(*out, int64(size), *seed, *env)
+	shape, err := corpus.ParseShape(*shapeName)
+	if err == nil {
+		var st corpus.Stats
+		st, err = generate(*out, int64(size), corpus.NewShape(*seed, *env, shape))
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "gen: %d events, %d leads, %d experience, %d education\n", st.Events, st.Leads, st.Experience, st.Education)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
-	fmt.Fprintf(os.Stderr, "gen: %d events, %d leads, %d experience, %d education\n", st.Events, st.Leads, st.Experience, st.Education)
 }
 
-func generate(path string, size int64, seed uint64, env bool) (corpus.Stats, error) {
+func generate(path string, size int64, g *corpus.Generator) (corpus.Stats, error) {
 	var w io.Writer = os.Stdout
 	if path != "-" {
 		f, err := os.Create(path)
@@ -48,26 +56,6 @@ func generate(path string, size int64, seed uint64, env bool) (corpus.Stats, err
 			w = gz
 		}
 	}
-	bw := bufio.NewWriterSize(w, 1<<20)
-	g := corpus.New(seed, env)
-	var total corpus.Stats
-	var written int64
-	var line []byte
-	for written < size {
-		var st corpus.Stats
-		line, st = g.Next(line[:0])
-		line = append(line, '\n')
-		if _, err := bw.Write(line); err != nil {
-			return total, fmt.Errorf("write corpus: %w", err)
-		}
-		written += int64(len(line))
-		total.Events += st.Events
-		total.Leads += st.Leads
-		total.Experience += st.Experience
-		total.Education += st.Education
-	}
-	if err := bw.Flush(); err != nil {
-		return total, fmt.Errorf("write corpus: %w", err)
-	}
-	return total, nil
+	st, _, err := corpus.Write(w, g, size)
+	return st, err
 }

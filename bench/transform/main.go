@@ -13,6 +13,7 @@
 //
 //	go run ./bench/transform --input bench-data/corpus-1g.ndjson [--threads N] [--runs 3]
 //	go run ./bench/transform --gen-bytes 1GB
+//	go run ./bench/transform --gen-bytes 250MB --gen-shape wide-leads --runs 3 --cpu-profile ours.pprof
 package main
 
 import (
@@ -29,6 +30,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,6 +53,8 @@ const (
 type options struct {
 	input    string
 	genBytes string
+	genShape string
+	profile  string
 	threads  int
 	workDir  string
 	runs     int
@@ -66,9 +70,11 @@ func parseFlags() options {
 	var o options
 	flag.StringVar(&o.input, "input", "", "NDJSON corpus of bare SendPilot events to convert")
 	flag.StringVar(&o.genBytes, "gen-bytes", "", "without --input: use bench-data/corpus-<size>.ndjson, generating it if missing (e.g. 1GB)")
+	flag.StringVar(&o.genShape, "gen-shape", string(corpus.ShapeDefault), fmt.Sprintf("with --gen-bytes: the corpus shape, one of %v", corpus.Shapes))
+	flag.StringVar(&o.profile, "cpu-profile", "", "write a CPU profile of our engine's last run to this file")
 	flag.IntVar(&o.threads, "threads", runtime.NumCPU(), "threads for both engines (our workers and GOMAXPROCS; DuckDB's threads setting)")
 	flag.StringVar(&o.workDir, "work-dir", "./bench-data/transform-work", "directory for the temporary outputs")
-	flag.IntVar(&o.runs, "runs", 1, "runs per engine; the fastest is reported")
+	flag.IntVar(&o.runs, "runs", 1, "runs per engine; the median is reported")
 	flag.StringVar(&o.run, "run", "", "child mode: run one engine (ours or duckdb) and exit")
 	flag.StringVar(&o.out, "out", "", "child mode: output directory")
 	flag.Usage = func() {
@@ -114,6 +120,17 @@ func child(ctx context.Context, o options) error {
 		runtime.GOMAXPROCS(o.threads)
 		if os.Getenv("GOMEMLIMIT") == "" {
 			debug.SetMemoryLimit(int64(configs.Defaults().MemoryLimit)) // as every sendpilot-loader command does
+		}
+		if o.profile != "" {
+			f, err := os.Create(o.profile)
+			if err != nil {
+				return fmt.Errorf("create cpu profile: %w", err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("start cpu profile: %w", err)
+			}
+			defer pprof.StopCPUProfile()
 		}
 		_, err := transform.Files(ctx, []string{o.input}, o.out, transform.Options{Workers: o.threads})
 		if err != nil {
@@ -162,7 +179,7 @@ func parent(ctx context.Context, o options) error {
 	}
 	defer db.Close()
 
-	best := map[string]measurement{}
+	all := map[string][]measurement{}
 	var reference *measurement
 	for run := 1; run <= o.runs; run++ {
 		// Alternate the engines within each run, so that a drift in the machine's speed hits both.
@@ -179,13 +196,18 @@ func parent(ctx context.Context, o options) error {
 				return fmt.Errorf("compare row counts: %s wrote %v rows (%s), %s wrote %v",
 					m.engine, m.rows, strings.Join(transform.Tables, ", "), reference.engine, reference.rows)
 			}
-			if b, ok := best[engine]; !ok || m.elapsed < b.elapsed {
-				best[engine] = m
-			}
+			all[engine] = append(all[engine], m)
 		}
 	}
-	printReport(os.Stdout, best[engineOurs], best[engineDuckDB], info, o)
+	printReport(os.Stdout, median(all[engineOurs]), median(all[engineDuckDB]), info, o)
 	return nil
+}
+
+// median returns the run of median wall time (the slower middle one of an even count).
+func median(ms []measurement) measurement {
+	s := slices.Clone(ms)
+	slices.SortFunc(s, func(a, b measurement) int { return int(a.elapsed - b.elapsed) })
+	return s[len(s)/2]
 }
 
 // measure runs one engine in a child process writing to a fresh directory under the work dir, and counts the
@@ -196,8 +218,11 @@ func measure(ctx context.Context, db *sql.DB, self, engine, input string, o opti
 		return measurement{}, fmt.Errorf("create output dir: %w", err)
 	}
 	defer os.RemoveAll(out)
-	cmd := exec.CommandContext(ctx, self, "--run", engine, "--input", input, "--out", out,
-		"--threads", strconv.Itoa(o.threads))
+	args := []string{"--run", engine, "--input", input, "--out", out, "--threads", strconv.Itoa(o.threads)}
+	if engine == engineOurs && o.profile != "" {
+		args = append(args, "--cpu-profile", o.profile)
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
@@ -214,8 +239,9 @@ func measure(ctx context.Context, db *sql.DB, self, engine, input string, o opti
 	return m, nil
 }
 
-// resolveInput returns the input path: --input, or the corpus file named after --gen-bytes, generated if it is
-// missing.
+// resolveInput returns the input path: --input, or the corpus file named after --gen-bytes and --gen-shape
+// (bench-data/corpus-<size>.ndjson for the default shape, corpus-<size>-<shape>.ndjson for others), generated
+// if it is missing.
 func resolveInput(o options) (string, error) {
 	if o.input != "" {
 		return o.input, nil
@@ -227,20 +253,28 @@ func resolveInput(o options) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("parse --gen-bytes: %w", err)
 	}
-	path := filepath.Join("bench-data", "corpus-"+o.genBytes+".ndjson")
+	shape, err := corpus.ParseShape(o.genShape)
+	if err != nil {
+		return "", err
+	}
+	name := "corpus-" + o.genBytes
+	if shape != corpus.ShapeDefault {
+		name += "-" + string(shape)
+	}
+	path := filepath.Join("bench-data", name+".ndjson")
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
 	fmt.Fprintf(os.Stderr, "generating %s (%d bytes)\n", path, size)
-	if err := generate(path, int64(size)); err != nil {
+	if err := generate(path, int64(size), shape); err != nil {
 		return "", err
 	}
 	return path, nil
 }
 
-// generate writes at least size bytes of bare events from corpus.New(1, false), the corpus bench/gen writes
-// by default, to path.
-func generate(path string, size int64) error {
+// generate writes at least size bytes of bare events from corpus.NewShape(1, false, shape), the corpus
+// bench/gen writes by default for that shape, to path.
+func generate(path string, size int64, shape corpus.Shape) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create corpus dir: %w", err)
 	}
@@ -251,18 +285,8 @@ func generate(path string, size int64) error {
 	}
 	defer os.Remove(tmp)
 	defer f.Close()
-	w := bufio.NewWriterSize(f, 1<<20)
-	g := corpus.New(1, false)
-	var line []byte
-	for written := int64(0); written < size; written += int64(len(line)) {
-		line, _ = g.Next(line[:0])
-		line = append(line, '\n')
-		if _, err := w.Write(line); err != nil {
-			return fmt.Errorf("write corpus: %w", err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write corpus: %w", err)
+	if _, _, err := corpus.Write(f, corpus.NewShape(1, false, shape), size); err != nil {
+		return err
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close corpus: %w", err)
@@ -317,16 +341,17 @@ func scanInput(path string) (inputInfo, error) {
 // printReport prints the Markdown table, the throughput ratio and a line describing the machine and input.
 func printReport(w io.Writer, ours, duck measurement, info inputInfo, o options) {
 	mbps := func(m measurement) float64 { return float64(info.size) / 1e6 / m.elapsed.Seconds() }
-	fmt.Fprintln(w, "| engine | seconds | MB/s | peak RSS MiB | events | leads | experience | education |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| engine | seconds | MB/s | CPU seconds | peak RSS MiB | events | leads | experience | education |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, m := range []measurement{ours, duck} {
-		fmt.Fprintf(w, "| %s | %.2f | %.1f | %.0f |", m.engine, m.elapsed.Seconds(), mbps(m), mib(m.maxRSS))
+		fmt.Fprintf(w, "| %s | %.2f | %.1f | %.2f | %.0f |", m.engine, m.elapsed.Seconds(), mbps(m), m.cpu.Seconds(), mib(m.maxRSS))
 		for _, n := range m.rows {
 			fmt.Fprintf(w, " %d |", n)
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "\nratio ours/DuckDB throughput: %.2f×\n", mbps(ours)/mbps(duck))
+	fmt.Fprintf(w, "\nratio ours/DuckDB throughput: %.2f× (median of %d runs each); DuckDB CPU time / ours: %.2f×\n",
+		mbps(ours)/mbps(duck), o.runs, duck.cpu.Seconds()/ours.cpu.Seconds())
 	fmt.Fprintf(w, "\nmachine: NumCPU %d, threads %d, %s/%s, %s, %s; input %s: %.1f MB, %d lines, largest line %d bytes; run at %s\n",
 		runtime.NumCPU(), o.threads, runtime.GOOS, runtime.GOARCH, benchkit.CPUModel(), runtime.Version(),
 		info.path, float64(info.size)/1e6, info.lines, info.longest, time.Now().Format(time.RFC3339))
