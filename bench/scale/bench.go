@@ -208,6 +208,12 @@ func copyFile(src, dst string) (err error) {
 	if _, err := io.Copy(out, in); err != nil {
 		return fmt.Errorf("copy file: %w", err)
 	}
+	// Write the copy out before the measured load starts: left in the page cache, the first fsync of the
+	// warehouse file (DuckDB's commit) flushed the whole copy, and the 5 GB warehouse's batch load took 1.1 s
+	// longer for it, a cost no deployment pays.
+	if err := out.Sync(); err != nil {
+		return fmt.Errorf("copy file: %w", err)
+	}
 	return nil
 }
 
