@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"sendpilot-loader/bench/benchkit"
 )
 
 const (
@@ -37,27 +39,17 @@ func buildBinary(ctx context.Context) (string, func(), error) {
 		return "", nil, fmt.Errorf("create build dir: %w", err)
 	}
 	cleanup := func() { os.RemoveAll(dir) }
-	bin := filepath.Join(dir, "sendpilot-loader")
 	fmt.Fprintln(os.Stderr, "building sendpilot-loader")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "sendpilot-loader/cmd/sendpilot-loader")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	bin, err := benchkit.BuildLoader(ctx, dir)
+	if err != nil {
 		cleanup()
-		return "", nil, fmt.Errorf("build sendpilot-loader: %w\n%s", err, out)
+		return "", nil, err
 	}
 	return bin, cleanup, nil
 }
 
-// childEnv is this process's environment without any SENDPILOT_ setting (a developer's configuration or a
-// test hook must not change what is measured), plus the webhook secret and no configuration file.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SENDPILOT_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, "SENDPILOT_CONFIG=", "SENDPILOT_WEBHOOK_SECRETS="+secret)
-}
+// childEnv is the environment of a serve child: the defaults (benchkit.LoaderEnv) and the webhook secret.
+func childEnv() []string { return benchkit.LoaderEnv("SENDPILOT_WEBHOOK_SECRETS=" + secret) }
 
 // child is a running "sendpilot-loader serve" process.
 type child struct {
@@ -160,11 +152,7 @@ func (c *child) stop() (int64, error) {
 	if c.waitErr != nil {
 		err = errors.Join(err, fmt.Errorf("stop serve: %w; see %s", c.waitErr, c.logPath))
 	}
-	var rss int64
-	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss << 10 // KiB on Linux
-	}
-	return rss, err
+	return benchkit.PeakRSS(c.cmd.ProcessState), err
 }
 
 // kill ends the child if it still runs; for error paths.

@@ -229,9 +229,7 @@ func measure(ctx context.Context, db *sql.DB, self, engine, input string, o opti
 		return measurement{}, fmt.Errorf("run %s child: %w", engine, err)
 	}
 	m := measurement{engine: engine, elapsed: time.Since(start)}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		m.maxRSS = int64(ru.Maxrss) << 10 // KiB on Linux
-	}
+	m.maxRSS = benchkit.PeakRSS(cmd.ProcessState)
 	m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	if m.rows, err = countRows(ctx, db, out, transform.Tables); err != nil {
 		return measurement{}, err
