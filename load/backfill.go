@@ -36,6 +36,10 @@ type BackfillOptions struct {
 	// leaving them alone: every column, and the leads, experience and education of each event. A replace run
 	// is a run of its own, with its own checkpoint.
 	Replace bool
+	// Overlap transforms the next batch while the current one loads: on 2 cores a 1 GB backfill into DuckDB
+	// takes about 0.75× the time, and peaks at about 1.6× the memory (the transform's on top of DuckDB's:
+	// 520–560 MB against 340–360 MB). Off, the transform and the load take turns.
+	Overlap bool
 	// PartBytes splits plain NDJSON files into parts of about this size (default MaxBatchBytes / 4), each
 	// checkpointed, so an interrupted run resumes inside a big file.
 	PartBytes int64
@@ -110,25 +114,34 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 			wh.Close()
 		}
 	}()
-	// The transform of one batch runs while the batch before it loads: the transform is CPU in Go, the load
-	// mostly DuckDB's one thread or BigQuery's jobs, so a backfill takes about the longer of the two rather
-	// than their sum. At most one transformed batch waits for the load; the checkpoint still advances batch
-	// by batch in order, after each load.
+	// The transform runs in a goroutine of its own and hands each batch to the load. With Overlap it goes on
+	// to the next batch while the one before loads (at most one transformed batch waits); without, it waits
+	// for each load first, so the transform's memory never comes on top of the load's. Either way the
+	// checkpoint advances batch by batch in order, after each load.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan backfillTransformed)
+	loaded := make(chan struct{}, 1) // a load finished: without Overlap, the next transform may start
+	before := done // bytes a previous run finished; done itself is the load's to advance
 	go func() {
 		defer close(batches)
 		var read int64           // input bytes transformed so far, for progress
 		var sum transform.Counts // and what they held
-		for _, g := range backfillGroups(cp.Parts, l.opts.MaxBatchBytes) {
+		for k, g := range backfillGroups(cp.Parts, l.opts.MaxBatchBytes) {
+			if k > 0 && !opts.Overlap {
+				select {
+				case <-loaded:
+				case <-ctx.Done():
+					return
+				}
+			}
 			id := fmt.Sprintf("bf-%s%s-%06d-%06d", cp.Run, cp.Generation, g.i, g.j-1)
 			progress := func(n int64, c transform.Counts) {
 				if opts.Progress != nil {
 					c.Lines += sum.Lines
 					c.Events += sum.Events
 					c.Quarantined += sum.Quarantined
-					opts.Progress(done+read+n, total, c)
+					opts.Progress(before+read+n, total, c)
 				}
 			}
 			t := backfillTransformed{backfillGroup: g, id: id}
@@ -165,9 +178,13 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 		}
 		if wh != nil {
 			// Release the warehouse between batches: DuckDB keeps its cache while open, and the transform
-			// running alongside needs the memory more.
+			// needs the memory more.
 			wh.Close()
 			wh = nil
+		}
+		select {
+		case loaded <- struct{}{}:
+		default:
 		}
 		for k := t.i; k < t.j; k++ {
 			cp.Parts[k].Done = !opts.DryRun
@@ -234,7 +251,7 @@ func (l *Loader) backfillTransform(ctx context.Context, id string, parts []part,
 	topts := l.opts.Transform
 	topts.Keep = opts.Keep
 	topts.Progress = progress
-	if !opts.DryRun && topts.Workers == 0 {
+	if opts.Overlap && !opts.DryRun && topts.Workers == 0 {
 		// The load of the batch before runs alongside on a core of its own: a worker less costs no time and
 		// keeps that worker's chunks out of memory (1 GB backfill, 2 cores: 44 s and 515 MB peak RSS with one
 		// worker, 43 s and 576 MB with two).

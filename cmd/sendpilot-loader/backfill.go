@@ -29,12 +29,12 @@ func (s *stringsFlag) Set(v string) error { *s = append(*s, strings.Split(v, ","
 
 func runBackfill(ctx context.Context, env *environment, args []string) int {
 	var (
-		since, until    string
-		types           stringsFlag
-		dryRun, restart bool
-		replace         bool
-		maxErrors       int64
-		partBytes       configs.ByteSize
+		since, until     string
+		types            stringsFlag
+		dryRun, restart  bool
+		replace, overlap bool
+		maxErrors        int64
+		partBytes        configs.ByteSize
 	)
 	cfg, paths, code, ok := parseConfig(env, "backfill", "backfill [flags] PATH...", args, func(fs *flag.FlagSet, c *configs.Config) {
 		configs.BindCommon(fs, c)
@@ -44,6 +44,7 @@ func runBackfill(ctx context.Context, env *environment, args []string) int {
 		fs.Var(&types, "event-type", "only this event name, old or new (repeatable)")
 		fs.BoolVar(&dryRun, "dry-run", false, "transform and count, load nothing")
 		fs.BoolVar(&restart, "restart", false, "forget this run's checkpoint and start over")
+		fs.BoolVar(&overlap, "overlap", false, "transform the next batch while the current one loads: about 0.75x the time on 2 cores, about 1.6x the peak memory")
 		fs.BoolVar(&replace, "replace", false, "replace the stored rows of the events read (every column, and their leads, experience and education) instead of keeping them")
 		fs.Int64Var(&maxErrors, "max-errors", 100, "exit non-zero when more lines than this are quarantined (-1: never)")
 		fs.Var(&partBytes, "part-bytes", "checkpoint big NDJSON files every this many bytes (default a quarter of load.max_batch_bytes)")
@@ -69,7 +70,7 @@ func runBackfill(ctx context.Context, env *environment, args []string) int {
 	}
 	progress := progressReporter(env, log)
 	start := time.Now()
-	rep, err := l.Backfill(ctx, load.BackfillOptions{Files: files, Keep: keep, Filter: filter, DryRun: dryRun, Restart: restart, Replace: replace, Progress: progress, PartBytes: int64(partBytes)})
+	rep, err := l.Backfill(ctx, load.BackfillOptions{Files: files, Keep: keep, Filter: filter, DryRun: dryRun, Restart: restart, Replace: replace, Overlap: overlap, Progress: progress, PartBytes: int64(partBytes)})
 	printBackfill(env, rep, dryRun, time.Since(start))
 	switch {
 	case errors.Is(err, load.ErrBusy):
