@@ -122,7 +122,7 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 	defer cancel()
 	batches := make(chan backfillTransformed)
 	loaded := make(chan struct{}, 1) // a load finished: without Overlap, the next transform may start
-	before := done // bytes a previous run finished; done itself is the load's to advance
+	before := done                   // bytes a previous run finished; done itself is the load's to advance
 	go func() {
 		defer close(batches)
 		var read int64           // input bytes transformed so far, for progress
