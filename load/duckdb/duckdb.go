@@ -228,15 +228,10 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 		if !ok || b.Rows[table] == 0 {
 			continue
 		}
-		q := w.insertSQL(table, path, b)
-		if fresh {
-			q = fmt.Sprintf("INSERT INTO %[1]s (%[2]s) SELECT %[2]s FROM read_parquet(%[3]s, hive_partitioning = false)", table, w.columnList(table), quote(path))
-		}
-		r, err := tx.ExecContext(ctx, q)
+		n, err := w.insert(ctx, tx, table, path, b, fresh)
 		if err != nil {
 			return res, classify(fmt.Errorf("insert %s: %w", table, err))
 		}
-		n, _ := r.RowsAffected()
 		res.Inserted[table] = n
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO _sendpilot_batches VALUES (?, now(), ?, ?, ?, ?)`, b.ID,
@@ -270,21 +265,63 @@ func freshEvents(ctx context.Context, tx *sql.Tx, b load.Batch) (bool, error) {
 	return repeats == 0 && stored == 0, nil
 }
 
-// insertSQL inserts the rows of the batch's file at path into table, keeping the first row per natural key
-// inside the file (in file order) and skipping keys already stored. Both checks look at the key columns only,
-// so the wide rows stream through without being held: a window over whole rows, or a primary-key index, made
-// memory grow with the batch and the table. The stored side is narrowed to the rows the batch can collide
-// with (storedKeys), so the anti-join's cost and memory follow the batch, not the table.
-func (w *Warehouse) insertSQL(table, path string, b load.Batch) string {
-	var match []string
-	keys := transform.NaturalKeys[table]
-	for _, k := range keys {
-		match = append(match, fmt.Sprintf("t.%s = s.%s", k, k))
+// keepTable is the temporary table that holds, during a load, the file row numbers of the rows to insert.
+const keepTable = "_sendpilot_keep"
+
+// insert inserts the rows of the batch's file at path into table and returns how many. A fresh batch's rows
+// are inserted as they are (see freshEvents). Otherwise the rows to insert are first chosen from the key
+// columns alone (keepSQL) into a temporary table of file row numbers, and only then are the whole rows read,
+// those whose number is in it: DuckDB plans a correlated NOT EXISTS over whole rows by building its hash table
+// on them, so a batch wider than the memory cap (a backfill of history the warehouse holds) ran out of memory.
+// A batch whose rows are all stored reads no whole row at all.
+func (w *Warehouse) insert(ctx context.Context, tx *sql.Tx, table, path string, b load.Batch, fresh bool) (int64, error) {
+	cols := w.columnList(table)
+	if fresh {
+		r, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %[1]s (%[2]s) SELECT %[2]s FROM read_parquet(%[3]s, hive_partitioning = false)", table, cols, quote(path)))
+		if err != nil {
+			return 0, err
+		}
+		return r.RowsAffected()
 	}
-	return fmt.Sprintf(`INSERT INTO %[1]s (%[5]s)
-SELECT %[5]s FROM read_parquet(%[2]s, file_row_number = true, hive_partitioning = false) s
-WHERE s.file_row_number IN (SELECT min(file_row_number) FROM read_parquet(%[2]s, file_row_number = true, hive_partitioning = false) GROUP BY %[3]s)
-  AND NOT EXISTS (SELECT 1 FROM (%[6]s) t WHERE %[4]s)`, table, quote(path), strings.Join(keys, ", "), strings.Join(match, " AND "), w.columnList(table), storedKeys(table, path, b))
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS %s", keepTable, keepSQL(table, path, b))); err != nil {
+		return 0, err
+	}
+	defer tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+keepTable)
+	var keep int64
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+keepTable).Scan(&keep); err != nil || keep == 0 {
+		return 0, err
+	}
+	r, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s (%[2]s)
+SELECT %[2]s FROM read_parquet(%[3]s, file_row_number = true, hive_partitioning = false)
+WHERE file_row_number IN (SELECT n FROM %[4]s)`, table, cols, quote(path), keepTable))
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
+}
+
+// keepSQL selects, from the key columns of the batch's file at path, the file row number of the first row
+// (in file order) of each natural key that is not stored yet. The stored side is narrowed to the rows the
+// batch can collide with (storedKeys), so its cost and memory follow the batch, not the table.
+func keepSQL(table, path string, b load.Batch) string {
+	keys := transform.NaturalKeys[table]
+	var match []string
+	for _, k := range keys {
+		match = append(match, fmt.Sprintf("t.%s = k.%s", k, k))
+	}
+	return fmt.Sprintf(`SELECT min(k.file_row_number) AS n
+FROM (SELECT file_row_number, %[2]s FROM read_parquet(%[1]s, file_row_number = true, hive_partitioning = false)) k
+WHERE NOT EXISTS (SELECT 1 FROM (%[3]s) t WHERE %[4]s)
+GROUP BY %[5]s`, quote(path), strings.Join(keys, ", "), storedKeys(table, path, b), strings.Join(match, " AND "), prefixed("k.", keys))
+}
+
+// prefixed joins names, each with prefix, by commas.
+func prefixed(prefix string, names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = prefix + n
+	}
+	return strings.Join(out, ", ")
 }
 
 // storedKeys selects the natural keys of table's stored rows that a row of the batch's file at path can
