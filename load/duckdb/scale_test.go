@@ -23,12 +23,7 @@ func TestLoadIntoTableLargerThanMemoryCap(t *testing.T) {
 		t.Skip("fills a table of 250 MB")
 	}
 	ctx := context.Background()
-	w := New(filepath.Join(t.TempDir(), "warehouse.duckdb"))
-	w.MemoryLimit = 64 << 20
-	defer w.Close()
-	if err := w.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
+	w := cappedWarehouse(t)
 	const storedEvents, leadsPerEvent = 12000, 50
 	fill := fmt.Sprintf(`INSERT INTO leads (event_id, lead_index, event_type, occurred_at, lead_id, full_name, headline, lead)
 SELECT md5((i // %[2]d)::VARCHAR), i %% %[2]d, 'lead_extractor.job.completed',
@@ -153,12 +148,7 @@ func TestResendLargerThanMemoryCap(t *testing.T) {
 		t.Skip("loads a batch of 100 MB twice")
 	}
 	ctx := context.Background()
-	w := New(filepath.Join(t.TempDir(), "warehouse.duckdb"))
-	w.MemoryLimit = 64 << 20
-	defer w.Close()
-	if err := w.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
+	w := cappedWarehouse(t)
 	var lines []string
 	lead := `{"id":"l%d","firstName":"F","lastName":"L","headline":"%s","summary":"%s"}`
 	for j := range 200 {
@@ -183,4 +173,16 @@ func TestResendLargerThanMemoryCap(t *testing.T) {
 			t.Errorf("the resend stored %d more %s rows", n, table)
 		}
 	}
+}
+
+// cappedWarehouse is a new warehouse file with its tables, loaded under the smallest memory cap (64 MiB).
+func cappedWarehouse(t *testing.T) *Warehouse {
+	t.Helper()
+	w := New(filepath.Join(t.TempDir(), "warehouse.duckdb"))
+	w.MemoryLimit = 64 << 20
+	t.Cleanup(func() { w.Close() })
+	if err := w.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
