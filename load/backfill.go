@@ -262,11 +262,8 @@ func (l *Loader) backfillTransform(ctx context.Context, id string, parts []part,
 		os.RemoveAll(dir)
 		return Batch{}, res, fmt.Errorf("transform backfill batch %s: %w", id, err)
 	}
-	b := Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}, Replace: opts.Replace}
-	b.MinOccurred, b.MaxOccurred, b.HasOccurred, b.HasNullOccurred = OccurredRange(res.Counts)
-	for _, t := range res.Tables {
-		b.Files[t.Table], b.Rows[t.Table] = t.Path, t.Rows
-	}
+	b := NewBatch(id, res)
+	b.Replace = opts.Replace
 	return b, res, nil
 }
 

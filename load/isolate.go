@@ -169,12 +169,7 @@ func (iso *isolation) partial(ctx context.Context, refs []lineRef, suffix string
 	if err != nil {
 		return Batch{}, fmt.Errorf("transform partial batch: %w", err)
 	}
-	b := Batch{ID: iso.m.ID + "-" + suffix, Files: map[string]string{}, Rows: map[string]int64{}}
-	b.MinOccurred, b.MaxOccurred, b.HasOccurred, b.HasNullOccurred = OccurredRange(res.Counts)
-	for _, t := range res.Tables {
-		b.Files[t.Table], b.Rows[t.Table] = t.Path, t.Rows
-	}
-	return b, nil
+	return NewBatch(iso.m.ID+"-"+suffix, res), nil
 }
 
 // refuse keeps one line the warehouse refused on its own.

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"sendpilot-loader/internal/fsutil"
 )
 
 // pauseFile, in state/, records that loads are paused and why. It outlives the process, so status (another
@@ -52,8 +50,7 @@ func (l *Loader) setPaused(batch string, cause error) {
 	l.pause.Store(p)
 	l.m.paused.Set(1)
 	l.m.batches.WithLabelValues("paused").Inc()
-	raw, _ := json.MarshalIndent(p, "", "  ")
-	if err := fsutil.WriteFileAtomic(filepath.Join(l.dirs.state, pauseFile), append(raw, '\n'), 0o644); err != nil {
+	if err := saveJSON(filepath.Join(l.dirs.state, pauseFile), p); err != nil {
 		l.log.Error("record pause", "err", err)
 	}
 }

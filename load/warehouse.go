@@ -25,6 +25,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"sendpilot-loader/transform"
 )
 
 // Batch is what a warehouse loads: one Parquet file per table, all from the same transform run.
@@ -49,6 +51,16 @@ type Batch struct {
 	// is deleted, and the batch's rows are inserted, in one commit on DuckDB. Replacing is idempotent: loading
 	// the batch again leaves the same rows, and a key is never stored twice.
 	Replace bool
+}
+
+// NewBatch is the batch of one transform run's output: its files, row counts and occurred_at range.
+func NewBatch(id string, res transform.Result) Batch {
+	b := Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}}
+	b.MinOccurred, b.MaxOccurred, b.HasOccurred, b.HasNullOccurred = OccurredRange(res.Counts)
+	for _, t := range res.Tables {
+		b.Files[t.Table], b.Rows[t.Table] = t.Path, t.Rows
+	}
+	return b
 }
 
 // LoadResult says what a load did.

@@ -25,10 +25,5 @@ func BatchFrom(t testing.TB, id string, lines ...string) load.Batch {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := load.Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}}
-	b.MinOccurred, b.MaxOccurred, b.HasOccurred, b.HasNullOccurred = load.OccurredRange(res.Counts)
-	for _, tr := range res.Tables {
-		b.Files[tr.Table], b.Rows[tr.Table] = tr.Path, tr.Rows
-	}
-	return b
+	return load.NewBatch(id, res)
 }
