@@ -53,6 +53,10 @@ type Batch struct {
 	Replace bool
 }
 
+// SearchesNoOccurred reports whether a warehouse looking for the batch's stored duplicates must also search
+// the rows without an occurred_at: when some event of the batch has none, or none has one.
+func (b Batch) SearchesNoOccurred() bool { return b.HasNullOccurred || !b.HasOccurred }
+
 // NewBatch is the batch of one transform run's output: its files, row counts and occurred_at range.
 func NewBatch(id string, res transform.Result) Batch {
 	b := Batch{ID: id, Files: map[string]string{}, Rows: map[string]int64{}}

@@ -824,7 +824,7 @@ func pruneSQL(b load.Batch) string {
 		prune = append(prune, fmt.Sprintf("T.occurred_at BETWEEN TIMESTAMP '%s' AND TIMESTAMP '%s'",
 			b.MinOccurred.UTC().Format("2006-01-02 15:04:05.999999"), b.MaxOccurred.UTC().Format("2006-01-02 15:04:05.999999")))
 	}
-	if b.HasNullOccurred || !b.HasOccurred {
+	if b.SearchesNoOccurred() {
 		prune = append(prune, "T.occurred_at IS NULL")
 	}
 	return "(" + strings.Join(prune, " OR ") + ")"

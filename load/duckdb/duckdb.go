@@ -257,8 +257,8 @@ func freshEvents(ctx context.Context, tx *sql.Tx, b load.Batch) (bool, error) {
 		return false, nil
 	}
 	var repeats, stored int64
-	q := fmt.Sprintf(`SELECT (SELECT count(*) - count(DISTINCT event_id) FROM read_parquet(%s, hive_partitioning = false)),
-       (SELECT count(*) FROM (%s))`, quote(path), storedKeys(transform.TableEvents, path, b))
+	q := fmt.Sprintf(`SELECT (SELECT count(*) - count(DISTINCT event_id) FROM %s),
+       (SELECT count(*) FROM (%s))`, parquetSQL(path, false), storedKeys(transform.TableEvents, path, b))
 	if err := tx.QueryRowContext(ctx, q).Scan(&repeats, &stored); err != nil {
 		return false, fmt.Errorf("look up stored events: %w", err)
 	}
@@ -277,7 +277,7 @@ const keepTable = "_sendpilot_keep"
 func (w *Warehouse) insert(ctx context.Context, tx *sql.Tx, table, path string, b load.Batch, fresh bool) (int64, error) {
 	cols := w.columnList(table)
 	if fresh {
-		r, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %[1]s (%[2]s) SELECT %[2]s FROM read_parquet(%[3]s, hive_partitioning = false)", table, cols, quote(path)))
+		r, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %[1]s (%[2]s) SELECT %[2]s FROM %[3]s", table, cols, parquetSQL(path, false)))
 		if err != nil {
 			return 0, err
 		}
@@ -292,8 +292,8 @@ func (w *Warehouse) insert(ctx context.Context, tx *sql.Tx, table, path string, 
 		return 0, err
 	}
 	r, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s (%[2]s)
-SELECT %[2]s FROM read_parquet(%[3]s, file_row_number = true, hive_partitioning = false)
-WHERE file_row_number IN (SELECT n FROM %[4]s)`, table, cols, quote(path), keepTable))
+SELECT %[2]s FROM %[3]s
+WHERE file_row_number IN (SELECT n FROM %[4]s)`, table, cols, parquetSQL(path, true), keepTable))
 	if err != nil {
 		return 0, err
 	}
@@ -310,9 +310,9 @@ func keepSQL(table, path string, b load.Batch) string {
 		match = append(match, fmt.Sprintf("t.%s = k.%s", k, k))
 	}
 	return fmt.Sprintf(`SELECT min(k.file_row_number) AS n
-FROM (SELECT file_row_number, %[2]s FROM read_parquet(%[1]s, file_row_number = true, hive_partitioning = false)) k
+FROM (SELECT file_row_number, %[2]s FROM %[1]s) k
 WHERE NOT EXISTS (SELECT 1 FROM (%[3]s) t WHERE %[4]s)
-GROUP BY %[5]s`, quote(path), strings.Join(keys, ", "), storedKeys(table, path, b), strings.Join(match, " AND "), prefixed("k.", keys))
+GROUP BY %[5]s`, parquetSQL(path, true), strings.Join(keys, ", "), storedKeys(table, path, b), strings.Join(match, " AND "), prefixed("k.", keys))
 }
 
 // prefixed joins names, each with prefix, by commas.
@@ -334,16 +334,30 @@ func prefixed(prefix string, names []string) string {
 // only the keys of the batch's own events, so the anti-join's hash table holds no more than the batch.
 func storedKeys(table, path string, b load.Batch) string {
 	keys := strings.Join(transform.NaturalKeys[table], ", ")
-	ids := fmt.Sprintf("event_id IN (SELECT event_id FROM read_parquet(%s, hive_partitioning = false))", quote(path))
+	ids := batchEventsSQL(path)
 	var scans []string
 	if b.HasOccurred {
 		scans = append(scans, fmt.Sprintf("SELECT %s FROM %s WHERE occurred_at BETWEEN %s AND %s AND %s",
 			keys, table, timestampSQL(b.MinOccurred), timestampSQL(b.MaxOccurred), ids))
 	}
-	if b.HasNullOccurred || !b.HasOccurred {
+	if b.SearchesNoOccurred() {
 		scans = append(scans, fmt.Sprintf("SELECT %s FROM %s WHERE occurred_at IS NULL AND %s", keys, table, ids))
 	}
 	return strings.Join(scans, " UNION ALL ")
+}
+
+// parquetSQL reads the Parquet file at path, with each row's file_row_number when rowNumbers is set. Hive
+// partitioning is off: a path with k=v directories must not grow columns.
+func parquetSQL(path string, rowNumbers bool) string {
+	if rowNumbers {
+		return fmt.Sprintf("read_parquet(%s, file_row_number = true, hive_partitioning = false)", quote(path))
+	}
+	return fmt.Sprintf("read_parquet(%s, hive_partitioning = false)", quote(path))
+}
+
+// batchEventsSQL is the condition that a row's event_id is one of the events in the Parquet file at path.
+func batchEventsSQL(path string) string {
+	return fmt.Sprintf("event_id IN (SELECT event_id FROM %s)", parquetSQL(path, false))
 }
 
 // timestampSQL is t as a TIMESTAMPTZ literal, to the microsecond the tables store.
@@ -361,7 +375,7 @@ func replace(ctx context.Context, tx *sql.Tx, b load.Batch) (map[string]int64, e
 		return deleted, nil
 	}
 	for _, table := range transform.Tables {
-		r, err := tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE event_id IN (SELECT event_id FROM read_parquet(%s, hive_partitioning = false))`, table, quote(events)))
+		r, err := tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE %s`, table, batchEventsSQL(events)))
 		if err != nil {
 			return nil, fmt.Errorf("delete replaced %s: %w", table, err)
 		}

@@ -96,7 +96,7 @@ func jsonAsText(ctx context.Context, conn *sql.Conn, query string) string {
 			expr = fmt.Sprintf("CAST(#%d AS %s)", n, jsonType.ReplaceAllString(typ, "VARCHAR"))
 			changed = true
 		}
-		exprs = append(exprs, expr+` AS "`+strings.ReplaceAll(name, `"`, `""`)+`"`)
+		exprs = append(exprs, expr+" AS "+ident(name))
 	}
 	if rows.Err() != nil || !changed {
 		return query
