@@ -21,6 +21,18 @@ const EnvPrefix = "SENDPILOT_"
 // EnvConfigFile names the YAML file to read when --config is not given.
 const EnvConfigFile = EnvPrefix + "CONFIG"
 
+// WithoutEnv returns environ without the variables the configuration reads (those starting with EnvPrefix),
+// for starting a sendpilot-loader process that must not inherit the caller's settings.
+func WithoutEnv(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, EnvPrefix) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 // Parse builds a Config for one subcommand from, in increasing precedence: Defaults, the YAML file named by
 // --config (or SENDPILOT_CONFIG), SENDPILOT_* environment variables, and the flags in args. bind registers the
 // subcommand's flags on a flag set; it is called twice (once to find --config, once for real), so it must only

@@ -8,9 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
+
+	"sendpilot-loader/configs"
 )
 
 // waitDelay bounds how long Run waits for a killed child's output pipes to close (a grandchild may hold them).
@@ -86,13 +87,7 @@ func PeakRSS(ps *os.ProcessState) int64 {
 // that a sendpilot-loader child runs with the defaults (a developer's configuration or a test hook must not
 // change what is measured), plus extra ("KEY=value") settings.
 func LoaderEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SENDPILOT_") {
-			env = append(env, kv)
-		}
-	}
-	return append(append(env, "SENDPILOT_CONFIG="), extra...)
+	return append(append(configs.WithoutEnv(os.Environ()), configs.EnvConfigFile+"="), extra...)
 }
 
 // BuildLoader builds the sendpilot-loader binary into dir and returns its path.

@@ -276,23 +276,8 @@ func generate(path string, size int64, shape corpus.Shape) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create corpus dir: %w", err)
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("create corpus: %w", err)
-	}
-	defer os.Remove(tmp)
-	defer f.Close()
-	if _, _, err := corpus.Write(f, corpus.NewShape(1, false, shape), size); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close corpus: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename corpus: %w", err)
-	}
-	return nil
+	_, err := benchkit.WriteCorpusFrom(path, size, corpus.NewShape(1, false, shape))
+	return err
 }
 
 // inputInfo describes the input file.

@@ -104,15 +104,7 @@ func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
 // Environ returns environ without the variables that configure sendpilot-loader (those starting with
 // configs.EnvPrefix).
-func Environ(environ []string) []string {
-	var out []string
-	for _, kv := range environ {
-		if !strings.HasPrefix(kv, configs.EnvPrefix) {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
+func Environ(environ []string) []string { return configs.WithoutEnv(environ) }
 
 // Log returns what the server has logged so far.
 func (s *Server) Log() string {
