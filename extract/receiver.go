@@ -172,12 +172,13 @@ func (rc *Receiver) webhook(w http.ResponseWriter, r *http.Request) {
 }
 
 // headBound is at least the length of the envelope head of env, whatever its verdict and before the keys the
-// body decides: envelope.AppendString writes at most 6 bytes for each byte of a string, and the fixed keys,
-// a verdict and the receive time take less than 192.
+// body decides: envelope.AppendString writes at most envelope.MaxQuotedBytes for each byte of a string, and
+// the fixed keys, a verdict and the receive time take less than 192.
 func headBound(env *envelope.Envelope) int {
-	n := 192 + 6*len(env.RemoteAddr)
+	const q = envelope.MaxQuotedBytes
+	n := 192 + q*len(env.RemoteAddr)
 	for k, v := range env.Headers {
-		n += 6*(len(k)+len(v)) + 6
+		n += q*(len(k)+len(v)) + 6
 	}
 	return n
 }
@@ -327,7 +328,7 @@ func (rc *Receiver) wrap(env *envelope.Envelope, line []byte, gap int, scratch *
 		text := utf8.Valid(body)
 		need := gap + len(env.Quarantine)
 		if text {
-			need += 2*len(body) + quotedGrowth(body) // the string and its quoted form
+			need += 2*len(body) + envelope.QuotedGrowth(body) // the string and its quoted form
 		} else {
 			need += 2*base64.StdEncoding.EncodedLen(len(body)) + len(`,"payload_base64":""`) // encoded, then appended
 		}
@@ -400,20 +401,6 @@ func compactValid(doc []byte) []byte {
 		w++
 	}
 	return doc[:w]
-}
-
-// quotedGrowth is how many bytes envelope.AppendString adds to valid UTF-8 text beyond its length.
-func quotedGrowth(text []byte) int {
-	n := 2
-	for _, c := range text {
-		switch {
-		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
-			n++
-		case c < 0x20:
-			n += 5
-		}
-	}
-	return n
 }
 
 // pooledLineBytes is the largest line buffer kept for reuse; bigger ones are left to the garbage collector.

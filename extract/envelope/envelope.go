@@ -141,6 +141,25 @@ func appendField(dst []byte, key, val string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// MaxQuotedBytes is the most bytes AppendString writes for one byte of its string (a control character
+// becomes \u00XX).
+const MaxQuotedBytes = 6
+
+// QuotedGrowth is how many bytes AppendString adds to valid UTF-8 text beyond its length: the quotes and the
+// escapes. It must count every escape AppendString writes, since callers reserve memory by it.
+func QuotedGrowth(text []byte) int {
+	n := 2
+	for _, c := range text {
+		switch {
+		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+			n++
+		case c < 0x20:
+			n += MaxQuotedBytes - 1
+		}
+	}
+	return n
+}
+
 // AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD; callers that must not lose bytes
 // check utf8.Valid first (the receiver base64-encodes such bodies instead).
 func AppendString(dst []byte, s string) []byte {

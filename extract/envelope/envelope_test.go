@@ -153,3 +153,16 @@ func TestKeys(t *testing.T) {
 		}
 	}
 }
+
+// QuotedGrowth counts exactly what AppendString adds to valid UTF-8 text: callers reserve memory by it.
+func TestQuotedGrowthMatchesAppendString(t *testing.T) {
+	texts := []string{"", "plain", "é€😀", "a\"b\\c\nd\re\tf", "\x00\x01\x1f\x7f"}
+	for c := range 0x80 {
+		texts = append(texts, string(rune(c)))
+	}
+	for _, s := range texts {
+		if got, want := QuotedGrowth([]byte(s)), len(AppendString(nil, s))-len(s); got != want {
+			t.Errorf("QuotedGrowth(%q) = %d, AppendString adds %d", s, got, want)
+		}
+	}
+}
