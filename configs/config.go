@@ -261,9 +261,12 @@ func (c Config) Validate() error {
 		bad("webhook.max_inflight_bytes (%s) must be at least webhook.max_body_bytes (%s) plus %s, or the largest bodies are never accepted",
 			c.Webhook.MaxInflightBytes, c.Webhook.MaxBodyBytes, inflightHeadroom)
 	}
-	for name, limit := range map[string]ByteSize{"memory_limit": c.MemoryLimit, "load.duckdb_memory_limit": c.Load.DuckDBMemoryLimit} {
-		if limit < 0 || limit > 0 && limit < minMemoryLimit {
-			bad("%s (%s) must be 0 (no limit) or at least %s", name, limit, minMemoryLimit)
+	for _, l := range []struct {
+		name  string
+		limit ByteSize
+	}{{"memory_limit", c.MemoryLimit}, {"load.duckdb_memory_limit", c.Load.DuckDBMemoryLimit}} {
+		if l.limit < 0 || l.limit > 0 && l.limit < minMemoryLimit {
+			bad("%s (%s) must be 0 (no limit) or at least %s", l.name, l.limit, minMemoryLimit)
 		}
 	}
 	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {

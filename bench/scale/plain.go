@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"sendpilot-loader/configs"
+	"sendpilot-loader/load/duckdb"
 	sqlfiles "sendpilot-loader/sql"
 	"sendpilot-loader/transform"
 )
@@ -42,8 +43,7 @@ func childMain(args []string) int {
 // (load/duckdb openForLoad: one thread and load.duckdb_memory_limit, written as it writes them). The loader's
 // row group settings are left at DuckDB's defaults: they are part of how it loads, not of DuckDB's plain insert.
 func plainSettings() string {
-	limit := int64(configs.Defaults().Load.DuckDBMemoryLimit)
-	return fmt.Sprintf("threads=1&memory_limit=%dMB", max(limit>>20, 64))
+	return duckdb.LoadParams(int64(configs.Defaults().Load.DuckDBMemoryLimit))
 }
 
 // plainInsert creates the warehouse tables of sql/duckdb/tables.sql in a new database at dbPath and runs one

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -121,13 +122,7 @@ func list(dir, suffix string) ([]segment, error) {
 		out = append(out, segment{segName: n, path: filepath.Join(dir, e.Name()), size: info.Size(), modTime: info.ModTime()})
 	}
 	slices.SortFunc(out, func(a, b segment) int {
-		if a.seq != b.seq {
-			if a.seq < b.seq {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.stem, b.stem)
+		return cmp.Or(cmp.Compare(a.seq, b.seq), strings.Compare(a.stem, b.stem))
 	})
 	return out, nil
 }

@@ -83,10 +83,6 @@ func openForLoad(ctx context.Context, path string, memoryLimit int64, timeout ti
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create warehouse dir: %w", err)
 	}
-	params := []string{"threads=1"}
-	if memoryLimit > 0 {
-		params = append(params, fmt.Sprintf("memory_limit=%dMB", max(memoryLimit>>20, 64)))
-	}
 	alias := `"` + strings.ReplaceAll(strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)), `"`, `""`) + `"`
 	setup := fmt.Sprintf(`SET temp_directory = %s; SET write_buffer_row_group_count = 1;
 ATTACH IF NOT EXISTS %s AS %s (ROW_GROUP_SIZE %d); USE %s`, quote(path+".tmp"), quote(path), alias, loadRowGroupSize, alias)
@@ -94,7 +90,18 @@ ATTACH IF NOT EXISTS %s AS %s (ROW_GROUP_SIZE %d); USE %s`, quote(path+".tmp"), 
 		_, err := e.ExecContext(context.Background(), setup, nil)
 		return err
 	}
-	return openWaiting(ctx, path, "?"+strings.Join(params, "&"), init, timeout, nil)
+	return openWaiting(ctx, path, "?"+LoadParams(memoryLimit), init, timeout, nil)
+}
+
+// LoadParams are the DuckDB settings a load runs with, as connection parameters: one thread (a parallel
+// insert keeps a partial row group per thread, doubling memory) and, when memoryLimit is positive, that
+// memory limit rounded down to MiB, at least 64 MB.
+func LoadParams(memoryLimit int64) string {
+	params := "threads=1"
+	if memoryLimit > 0 {
+		params += fmt.Sprintf("&memory_limit=%dMB", max(memoryLimit>>20, 64))
+	}
+	return params
 }
 
 // openWaiting opens dsn (running init on each new connection), retrying while another process holds the
