@@ -426,6 +426,10 @@ func (l *Loader) segmentPaths(m *Manifest) ([]string, error) {
 	return paths, nil
 }
 
+// TimestampLayout writes a time as the text of a TIMESTAMP literal both warehouses read, to the microsecond
+// they store.
+const TimestampLayout = "2006-01-02 15:04:05.999999"
+
 // The TIMESTAMP range both warehouses (and the manifest's JSON) can hold.
 var (
 	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)

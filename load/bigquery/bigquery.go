@@ -822,7 +822,7 @@ func pruneSQL(b load.Batch) string {
 	var prune []string
 	if b.HasOccurred {
 		prune = append(prune, fmt.Sprintf("T.occurred_at BETWEEN TIMESTAMP '%s' AND TIMESTAMP '%s'",
-			b.MinOccurred.UTC().Format("2006-01-02 15:04:05.999999"), b.MaxOccurred.UTC().Format("2006-01-02 15:04:05.999999")))
+			b.MinOccurred.UTC().Format(load.TimestampLayout), b.MaxOccurred.UTC().Format(load.TimestampLayout)))
 	}
 	if b.SearchesNoOccurred() {
 		prune = append(prune, "T.occurred_at IS NULL")

@@ -369,7 +369,7 @@ func batchEventsSQL(path string) string {
 
 // timestampSQL is t as a TIMESTAMPTZ literal, to the microsecond the tables store.
 func timestampSQL(t time.Time) string {
-	return "TIMESTAMPTZ '" + t.UTC().Format("2006-01-02 15:04:05.999999") + "+00'"
+	return "TIMESTAMPTZ '" + t.UTC().Format(load.TimestampLayout) + "+00'"
 }
 
 // replace deletes, in tx, the rows of every table that belong to the batch's events (matched on event_id), so
