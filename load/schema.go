@@ -22,5 +22,12 @@ func (e *SchemaDifference) Error() string {
 		e.Warehouse, strings.Join(e.Problems, "; "))
 }
 
+// NewerSchema is the difference of a warehouse whose holder (its "file" or "dataset") records a schema
+// version newer than the newest this release knows: a newer release migrated it, and this one must not write.
+func NewerSchema(warehouse, holder string, recorded, known int) *SchemaDifference {
+	return &SchemaDifference{Warehouse: warehouse, Problems: []string{fmt.Sprintf(
+		"the %s holds schema version %d and this release knows versions up to %d: run the release that migrated it, or a newer one", holder, recorded, known)}}
+}
+
 // Unwrap makes the error match ErrSystemic.
 func (e *SchemaDifference) Unwrap() error { return ErrSystemic }

@@ -51,8 +51,7 @@ func (w *Warehouse) migrate(ctx context.Context) (bool, error) {
 		}
 	}
 	if recorded > w.version {
-		return false, &load.SchemaDifference{Warehouse: w.Name(), Problems: []string{fmt.Sprintf(
-			"the dataset holds schema version %d and this release knows versions up to %d: run the release that migrated it, or a newer one", recorded, w.version)}}
+		return false, load.NewerSchema(w.Name(), "dataset", recorded, w.version)
 	}
 	type update struct {
 		table  *bigquery.Table

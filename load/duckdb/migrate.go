@@ -39,8 +39,7 @@ func (w *Warehouse) migrate(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("read schema version: %w", err)
 	}
 	if recorded > w.version {
-		return false, &load.SchemaDifference{Warehouse: w.Name(), Problems: []string{fmt.Sprintf(
-			"the file holds schema version %d and this release knows versions up to %d: run the release that migrated it, or a newer one", recorded, w.version)}}
+		return false, load.NewerSchema(w.Name(), "file", recorded, w.version)
 	}
 	have, err := w.catalog(ctx)
 	if err != nil {
