@@ -26,6 +26,7 @@ type flattener struct {
 	tables        [4]*rows // in the order of Tables
 	quarantine    []byte   // NDJSON quarantine records
 	scratch       []byte
+	taken         []bool // per key of the object being flattened: whether a typed column holds its value as sent
 	extra         []byte
 	clean         []byte // the current line, or an envelope's payload_text, made safe to parse (cleanLine)
 	// badUTF8 and badSurrogate say what cleanLine replaced in the line being processed.
@@ -370,18 +371,29 @@ func (f *flattener) event(raw []byte, v *fastjson.Value, src source, env envelop
 	f.stats.Events++
 }
 
-// marshalWithout appends v as JSON, leaving out the keys named (when v is an object and their value is an
-// array): those arrays become rows of their own table, each element kept whole in its JSON column, so
-// repeating them here would store every lead twice. Keys are kept in their original order. It writes
-// warehouse-safe JSON (appendJSON), recording repairs as of table.col.
+// marshalWithout appends v as JSON, leaving out the keys named when v is an object and their value is an
+// array (see marshalRest). It writes warehouse-safe JSON (appendJSON), recording repairs as of table.col.
 func (f *flattener) marshalWithout(dst []byte, v *fastjson.Value, table, col, skip1, skip2 string) []byte {
 	obj, err := v.Object()
 	if err != nil {
 		return appendJSON(dst, v, &f.rep, table, col)
 	}
+	return f.marshalRest(dst, obj, nil, table, col, skip1, skip2)
+}
+
+// marshalRest appends obj as JSON, leaving out the keys whose position omit marks (a typed column holds their
+// value as sent, see takeText) and the keys named whose value is an array: those arrays become rows of their
+// own table, each element in its JSON column, so repeating them here would store every lead twice. Keys are
+// kept in their original order. It writes warehouse-safe JSON (appendJSON), recording repairs as of table.col.
+func (f *flattener) marshalRest(dst []byte, obj *fastjson.Object, omit []bool, table, col, skip1, skip2 string) []byte {
 	dst = append(dst, '{')
 	first := true
+	i := -1
 	obj.Visit(func(k []byte, val *fastjson.Value) {
+		i++
+		if i < len(omit) && omit[i] {
+			return
+		}
 		if (string(k) == skip1 || string(k) == skip2) && val.Type() == fastjson.TypeArray {
 			return
 		}
@@ -506,7 +518,8 @@ func (f *flattener) data(ev *rows, data *fastjson.Object, p parent) {
 	}
 }
 
-// lead writes one leads row and its experience and education rows.
+// lead writes one leads row and its experience and education rows. The lead column holds the lead object
+// less what its typed columns hold as sent (see takeText) and less its experience and education arrays.
 func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 	ld := f.tables[1]
 	ld.putStr(ldEventID, p.eventID)
@@ -518,46 +531,44 @@ func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 	if p.jobID != nil {
 		ld.putStr(ldJobID, p.jobID)
 	}
-	f.scratch = f.marshalWithout(f.scratch[:0], v, TableLeads, leadsColumns[ldLead].name, "experience", "education")
-	ld.putStr(ldLead, f.scratch)
 	defer ld.endRow()
 	obj, err := v.Object()
 	if err != nil {
+		f.scratch = appendJSON(f.scratch[:0], v, &f.rep, TableLeads, leadsColumns[ldLead].name)
+		ld.putStr(ldLead, f.scratch)
 		return
 	}
 	var leadID []byte
 	var exp, edu *fastjson.Value
+	f.taken = f.taken[:0]
 	obj.Visit(func(k []byte, val *fastjson.Value) {
+		taken := false
 		switch string(k) {
 		case "id", "leadId", "lead_id":
-			if f.putText(ld, ldLeadID, val) {
+			var stored bool
+			if stored, taken = f.takeText(ld, ldLeadID, val); stored {
 				leadID, _ = textOf(val, nil)
 				leadID = append([]byte(nil), leadID...)
 			}
 		case "connections", "connectionCount", "connection_count":
-			f.putInt(ld, ldConnections, val)
+			taken = f.takeInt(ld, ldConnections, val)
 		case "followers", "followerCount", "follower_count":
-			f.putInt(ld, ldFollowers, val)
+			taken = f.takeInt(ld, ldFollowers, val)
 		case "skills":
-			if arr, err := val.Array(); err == nil {
-				if l, ok := ld.startList(ldSkills); ok {
-					for _, s := range arr {
-						if b, ok := textOf(s, f.scratch); ok {
-							l.add(b)
-						}
-					}
-				}
-			}
+			taken = f.takeSkills(ld, val)
 		case "experience":
 			exp = val
 		case "education":
 			edu = val
 		default:
 			if col, ok := leadText[string(k)]; ok {
-				f.putText(ld, col, val)
+				_, taken = f.takeText(ld, col, val)
 			}
 		}
+		f.taken = append(f.taken, taken)
 	})
+	f.scratch = f.marshalRest(f.scratch[:0], obj, f.taken, TableLeads, leadsColumns[ldLead].name, "experience", "education")
+	ld.putStr(ldLead, f.scratch)
 	p.leadID = leadID
 	if exp != nil {
 		if arr, err := exp.Array(); err == nil {
@@ -575,6 +586,27 @@ func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 			}
 		}
 	}
+}
+
+// takeSkills fills the skills list from an array; it reports whether the list holds the array as sent (every
+// element a string, none cut), so the lead column need not repeat it.
+func (f *flattener) takeSkills(ld *rows, val *fastjson.Value) bool {
+	arr, err := val.Array()
+	if err != nil {
+		return false
+	}
+	l, ok := ld.startList(ldSkills)
+	if !ok {
+		return false
+	}
+	exact := true
+	for _, s := range arr {
+		if b, ok := textOf(s, f.scratch); ok {
+			l.add(b)
+		}
+		exact = exact && s.Type() == fastjson.TypeString
+	}
+	return exact && !l.full
 }
 
 // dataText, dataInt and dataTime map the keys of an event's data object, in both casings, to the events
@@ -670,8 +702,9 @@ func (f *flattener) education(v *fastjson.Value, index, pos int64, p parent) {
 	f.child(educationTable, v, index, pos, p)
 }
 
-// child writes one experience or education row: keys, parent columns, the element as JSON and its typed
-// fields. Every field is text: dates and durations come as free text.
+// child writes one experience or education row: keys, parent columns, its typed fields and the element as
+// JSON, less what the typed fields hold as sent (see takeText). Every field is text: dates and durations come
+// as free text.
 func (f *flattener) child(c *childTable, v *fastjson.Value, index, pos int64, p parent) {
 	t := f.tables[c.table]
 	t.putStr(c.eventID, p.eventID)
@@ -683,34 +716,59 @@ func (f *flattener) child(c *childTable, v *fastjson.Value, index, pos int64, p 
 	if p.hasOccurred {
 		t.putTime(c.occurredAt, p.occurred)
 	}
-	f.scratch = appendJSON(f.scratch[:0], v, &f.rep, tableDefs[c.table].name, tableDefs[c.table].columns[c.element].name)
-	t.putStr(c.element, f.scratch)
+	table, col := tableDefs[c.table].name, tableDefs[c.table].columns[c.element].name
 	if obj, err := v.Object(); err == nil {
+		f.taken = f.taken[:0]
 		obj.Visit(func(k []byte, val *fastjson.Value) {
+			taken := false
 			if col, ok := c.fields[string(k)]; ok {
-				f.putText(t, col, val)
+				_, taken = f.takeText(t, col, val)
 			}
+			f.taken = append(f.taken, taken)
 		})
+		f.scratch = f.marshalRest(f.scratch[:0], obj, f.taken, table, col, "", "")
+	} else {
+		f.scratch = appendJSON(f.scratch[:0], v, &f.rep, table, col)
 	}
+	t.putStr(c.element, f.scratch)
 	t.endRow()
 }
 
 // putText puts a value into a STRING column; it reports whether a non-null value was put.
 func (f *flattener) putText(t *rows, col int, v *fastjson.Value) bool {
+	stored, _ := f.takeText(t, col, v)
+	return stored
+}
+
+// takeText puts a value into a STRING column, as putText. taken reports whether the column now holds the value
+// exactly as sent: a JSON string, stored whole. Only then may a JSON column leave the key out, so that the
+// typed columns and the JSON column together still hold every value as sent; a number, a boolean, an object,
+// a string cut for its size or a second spelling of a filled column stays in the JSON.
+func (f *flattener) takeText(t *rows, col int, v *fastjson.Value) (stored, taken bool) {
 	if t.filled[col] {
-		return false
+		return false, false
 	}
 	b, ok := textOf(v, f.scratch)
-	if ok {
-		t.putStr(col, b)
+	if !ok {
+		return false, false
 	}
-	return ok
+	whole := t.putStr(col, b)
+	return true, whole && v.Type() == fastjson.TypeString
 }
 
 func (f *flattener) putInt(t *rows, col int, v *fastjson.Value) {
-	if n, ok := intOf(v); ok {
-		t.putInt(col, n)
+	f.takeInt(t, col, v)
+}
+
+// takeInt puts an integer into an INT64 column, as putInt; it reports whether the column holds the value
+// exactly as sent: a JSON number spelled as the integer is (42, not "42", 42.0 or 4.2e1).
+func (f *flattener) takeInt(t *rows, col int, v *fastjson.Value) bool {
+	n, ok := intOf(v)
+	if !ok || !t.putInt(col, n) || v.Type() != fastjson.TypeNumber {
+		return false
 	}
+	var sent, canonical [24]byte
+	return bytes.Equal(v.MarshalTo(sent[:0]), strconv.AppendInt(canonical[:0], n, 10))
 }
 
 func (f *flattener) putFloat(t *rows, col int, v *fastjson.Value) {

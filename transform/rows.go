@@ -59,24 +59,29 @@ func (r *rows) claim(col int) bool {
 	return true
 }
 
-func (r *rows) putStr(col int, b []byte) {
+// putStr puts b into a text or JSON column; it reports whether b was stored whole (false when the column was
+// already filled, or b was cut or left out for its size).
+func (r *rows) putStr(col int, b []byte) (whole bool) {
 	if !r.claim(col) {
-		return
+		return false
 	}
+	whole = true
 	if len(b) > maxTextBytes {
 		c := &r.def.columns[col]
 		switch {
 		case !c.json:
 			b = cutText(b, maxTextBytes)
 			r.rep.add(RepairTruncated, r.def.name, c.name)
+			whole = false
 		case len(b) > maxJSONBytes:
 			r.rep.add(RepairOmitted, r.def.name, c.name)
 			r.str[col].AppendNull()
-			return
+			return false
 		}
 	}
 	r.str[col].BinaryBuilder.Append(b)
 	r.bytes += len(b)
+	return whole
 }
 
 func (r *rows) putString(col int, s string) {
@@ -86,11 +91,15 @@ func (r *rows) putString(col int, s string) {
 	}
 }
 
-func (r *rows) putInt(col int, v int64) {
-	if r.claim(col) {
-		r.i64[col].Append(v)
-		r.bytes += 8
+// putInt puts v into an INT64 column; it reports whether it was stored (false when the column was already
+// filled).
+func (r *rows) putInt(col int, v int64) bool {
+	if !r.claim(col) {
+		return false
 	}
+	r.i64[col].Append(v)
+	r.bytes += 8
+	return true
 }
 
 func (r *rows) putFloat(col int, v float64) {

@@ -5,7 +5,8 @@
 // Invariants:
 //   - Nothing is dropped: every field is in a typed column, in a JSON column (events.data, events.extra,
 //     leads.lead, experience.element, education.element), or the whole line is in quarantine with its source
-//     file, line number and a reason.
+//     file, line number and a reason. The lead and element columns leave out only the keys whose typed column
+//     holds the value exactly as sent (takeText, takeInt, takeSkills).
 //   - Output is deterministic: the same input gives the same rows in the same order, whatever the number of
 //     workers.
 //   - Memory is bounded by the chunk size, the number of workers and the row-group size, not by the input.
