@@ -67,7 +67,7 @@ type child struct {
 
 // startServe runs serve on a loopback port chosen by the kernel, with signatures enforced and the given load
 // schedule ("" disables loads), and waits until it listens. Its log goes to serve.log in dataDir.
-func startServe(bin, dataDir, schedule string, segmentMaxAge time.Duration) (*child, error) {
+func startServe(bin, dataDir, schedule string, segmentMaxAge time.Duration, config string) (*child, error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -79,6 +79,9 @@ func startServe(bin, dataDir, schedule string, segmentMaxAge time.Duration) (*ch
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
 		"--signature-mode", "enforce", "--schedule", schedule, "--segment-max-age", segmentMaxAge.String(),
 		"--log-format", "text", "--log-level", "info")
+	if config != "" {
+		cmd.Args = append(cmd.Args, "--config", config)
+	}
 	cmd.Env = childEnv()
 	pipe, err := cmd.StderrPipe()
 	if err != nil {

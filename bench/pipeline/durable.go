@@ -29,7 +29,7 @@ func measureServe(ctx context.Context, s runSpec, dataDir, schedule string, with
 		name = "serve, loads " + schedule
 	}
 	fmt.Fprintf(os.Stderr, "clients=%d %s: starting\n", s.clients, name)
-	ch, err := startServe(s.bin, dataDir, schedule, s.opts.segmentMaxAge)
+	ch, err := startServe(s.bin, dataDir, schedule, s.opts.segmentMaxAge, s.opts.serveConfig)
 	if err != nil {
 		return durableRun{}, err
 	}

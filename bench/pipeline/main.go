@@ -70,6 +70,7 @@ type options struct {
 	noLoadRun      bool
 	rate           float64
 	keep           bool
+	serveConfig    string
 }
 
 func main() {
@@ -105,6 +106,7 @@ func parseFlags(args []string) (options, error) {
 	fl.Uint64Var(&o.seed, "seed", 1, "corpus generator seed")
 	fl.BoolVar(&o.noLoadRun, "no-load-run", true, "also measure serve with scheduled loads off")
 	fl.Float64Var(&o.rate, "rate", 0, "requests per second, all clients together (0: closed loop, as fast as they go)")
+	fl.StringVar(&o.serveConfig, "serve-config", "", "YAML configuration file for the serve child (its --config), e.g. to try memory limits; flags the bench sets win")
 	fl.BoolVar(&o.keep, "keep", false, "keep the data directories (buffer, archive, warehouse, serve.log) after the run")
 	if err := fl.Parse(args); err != nil {
 		return options{}, err

@@ -3,12 +3,25 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
 
 	"sendpilot-loader/bench/benchkit"
 )
+
+// childSettings says where the serve child's other settings come from.
+func childSettings(config string) string {
+	if config == "" {
+		return "other settings default"
+	}
+	b, err := os.ReadFile(config)
+	if err != nil {
+		return "other settings from " + config
+	}
+	return "other settings from " + config + " (" + strings.Join(strings.Fields(string(b)), " ") + ")"
+}
 
 // printReport writes the Markdown tables, the machine description and the memory line.
 func printReport(w io.Writer, o options, p *pool, levels []levelResult, dirFS string) {
@@ -18,9 +31,9 @@ func printReport(w io.Writer, o options, p *pool, levels []levelResult, dirFS st
 	}
 	fmt.Fprintf(w, "%s, %v per run (max %d requests) after a %v warm-up. Bodies: %d bench corpus events cycled "+
 		"(mean %.1f KB, %.1f%% lead extractor/database jobs), each posted with a fresh eventId, HMAC-signed, signature enforced. "+
-		"serve child: default DuckDB warehouse, loads %q, segment_max_age %v, other settings default.\n\n",
+		"serve child: default DuckDB warehouse, loads %q, segment_max_age %v, %s.\n\n",
 		mode, o.duration, o.maxRequests, o.warmup, len(p.rests), p.meanBytes()/1000, 100*float64(p.jobs)/float64(len(p.rests)),
-		o.schedule, o.segmentMaxAge)
+		o.schedule, o.segmentMaxAge, childSettings(o.serveConfig))
 
 	fmt.Fprintln(w, "| clients | target | acks/s | MB/s | p50 | p99 | errors | ÷ no-op acks/s | serve peak RSS | batches loaded by serve |")
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
