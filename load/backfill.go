@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,6 +59,10 @@ type BackfillReport struct {
 	Inserted            map[string]int64 // rows new to the warehouse per table (-1: the warehouse cannot tell)
 	Replaced            map[string]int64 // with Replace, stored rows deleted per table (-1: the warehouse cannot tell)
 	QuarantineFiles     []string
+	// Refused counts the events the warehouse refused on their own, kept in RefusedFiles
+	// (quarantine/<batch>-refused.ndjson) while the rest of their batches loaded.
+	Refused      int64
+	RefusedFiles []string
 }
 
 // part is a checkpointed unit of a backfill: a whole file or a line-aligned range of one.
@@ -144,7 +149,7 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 					opts.Progress(before+read+n, total, c)
 				}
 			}
-			t := backfillTransformed{backfillGroup: g, id: id}
+			t := backfillTransformed{backfillGroup: g, id: id, parts: slices.Clone(cp.Parts[g.i:g.j])}
 			began := time.Now()
 			t.batch, t.res, t.err = l.backfillTransform(ctx, id, cp.Parts[g.i:g.j], opts, progress)
 			l.log.Debug("backfill batch transformed", "batch", id, "seconds", time.Since(began).Seconds(), "err", t.err)
@@ -228,6 +233,7 @@ func backfillGroups(parts []part, maxBytes int64) []backfillGroup {
 type backfillTransformed struct {
 	backfillGroup
 	id    string
+	parts []part // the batch's input
 	batch Batch
 	res   transform.Result
 	err   error
@@ -304,6 +310,10 @@ func (l *Loader) backfillLoad(ctx context.Context, t backfillTransformed, opts B
 	}, func(attempt int, err error) {
 		l.log.Warn("backfill load failed", "batch", t.id, "attempt", attempt, "err", err)
 	})
+	if errors.Is(err, ErrRejected) {
+		// The warehouse refused some of the batch's values: load the rest, keep out only the refused events.
+		lr, err = l.isolateBackfill(ctx, t, opts, *wh, err, rep)
+	}
 	if err != nil {
 		return fmt.Errorf("load backfill batch %s: %w", t.id, err)
 	}
@@ -313,6 +323,30 @@ func (l *Loader) backfillLoad(ctx context.Context, t backfillTransformed, opts B
 	}
 	l.after(&Manifest{ID: t.id, Step: StepLoaded})
 	return nil
+}
+
+// isolateBackfill isolates the events of a backfill batch that the warehouse refuses (cause), as a load does
+// (isolate): its input lines are written out one per line, loaded in halves, transformed as the batch was (the
+// same filters, the same Replace), and the refused ones kept in quarantine/<batch>-refused.ndjson, which rep
+// lists. The halving depends only on the input, so a resumed run isolates the same way and skips the partial
+// batches already loaded.
+func (l *Loader) isolateBackfill(ctx context.Context, t backfillTransformed, opts BackfillOptions, wh Warehouse, cause error, rep *BackfillReport) (LoadResult, error) {
+	refs, err := backfillLines(ctx, t.parts, filepath.Join(t.dir(l), "lines.ndjson"))
+	if err != nil {
+		return LoadResult{}, fmt.Errorf("isolate backfill batch %s: %w", t.id, err)
+	}
+	topts := l.opts.Transform
+	topts.Keep = opts.Keep
+	m := &Manifest{ID: t.id}
+	iso := &isolation{dir: filepath.Join(t.dir(l), "isolate"), transform: topts, replace: opts.Replace}
+	if err := l.isolateLines(ctx, m, wh, cause, refs, iso); err != nil {
+		return LoadResult{}, err
+	}
+	if m.Refused > 0 {
+		rep.Refused += int64(m.Refused)
+		rep.RefusedFiles = append(rep.RefusedFiles, m.RefusedFile)
+	}
+	return LoadResult{Inserted: m.Inserted, BytesRead: m.BytesRead}, nil
 }
 
 // addCounts adds a load's row counts per table to a run's; -1 (the warehouse cannot tell) sticks.

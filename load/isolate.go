@@ -2,6 +2,7 @@ package load
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,10 +21,14 @@ const maxIsolationLoads = 256
 
 // lineRef locates one input line of a batch without holding it in memory.
 type lineRef struct {
-	path     string
+	path     string // the file holding the line's bytes
 	off, len int64
-	line     int64 // 1-based line number in path
+	file     string // where the line came from, for lineage, when it is not path
+	line     int64  // 1-based line number in file (or path)
 }
+
+// origin is the file the line came from.
+func (r lineRef) origin() string { return cmp.Or(r.file, r.path) }
 
 // isolation is one run of isolate.
 type isolation struct {
@@ -31,6 +36,8 @@ type isolation struct {
 	m         *Manifest
 	wh        Warehouse
 	dir       string
+	transform transform.Options // how the batch was transformed: partial batches are transformed alike
+	replace   bool              // the batch replaces stored rows; so do its partial batches
 	loads     int
 	inserted  map[string]int64
 	bytesRead map[string]int64
@@ -47,7 +54,6 @@ type isolation struct {
 // same every time, so a crash in the middle resumes safely: partial batches already committed are skipped by
 // the warehouse (its batch log or job IDs), and their rows' keys are there anyway.
 func (l *Loader) isolate(ctx context.Context, m *Manifest, wh Warehouse, cause error) error {
-	l.log.Warn("warehouse refused batch; isolating the events it refuses", "batch", m.ID, "err", cause)
 	paths, err := l.segmentPaths(m)
 	if err != nil {
 		return err
@@ -56,7 +62,17 @@ func (l *Loader) isolate(ctx context.Context, m *Manifest, wh Warehouse, cause e
 	if err != nil {
 		return fmt.Errorf("isolate batch %s: %w", m.ID, err)
 	}
-	iso := &isolation{l: l, m: m, wh: wh, dir: filepath.Join(l.dirs.batchDir(m.ID), "isolate"), inserted: map[string]int64{}, bytesRead: map[string]int64{}, lastCause: cause}
+	iso := &isolation{dir: filepath.Join(l.dirs.batchDir(m.ID), "isolate"), transform: l.opts.Transform}
+	return l.isolateLines(ctx, m, wh, cause, refs, iso)
+}
+
+// isolateLines runs an isolation (its dir, transform and replace set) of the batch m made of the lines refs,
+// as isolate says: the refused lines go to quarantine/<batch>-refused.ndjson, and m records them and what the
+// partial loads inserted.
+func (l *Loader) isolateLines(ctx context.Context, m *Manifest, wh Warehouse, cause error, refs []lineRef, iso *isolation) error {
+	l.log.Warn("warehouse refused batch; isolating the events it refuses", "batch", m.ID, "err", cause)
+	iso.l, iso.m, iso.wh, iso.lastCause = l, m, wh, cause
+	iso.inserted, iso.bytesRead = map[string]int64{}, map[string]int64{}
 	defer os.RemoveAll(iso.dir)
 	if err := iso.load(ctx, refs, "h"); err != nil {
 		return err
@@ -73,6 +89,41 @@ func (l *Loader) isolate(ctx context.Context, m *Manifest, wh Warehouse, cause e
 	}
 	m.Inserted, m.BytesRead = iso.inserted, iso.bytesRead
 	return nil
+}
+
+// backfillLines writes the input lines of a backfill batch, one per line, into path (plain NDJSON, so each can
+// be read back by its offset) and indexes them with their original file and line.
+func backfillLines(ctx context.Context, parts []part, path string) ([]lineRef, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create batch lines: %w", err)
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	srcs := make([]transform.Source, len(parts))
+	for i, p := range parts {
+		srcs[i] = p.Source
+	}
+	var refs []lineRef
+	var off int64
+	err = transform.Lines(ctx, srcs, func(file string, line int64, text []byte) error {
+		refs = append(refs, lineRef{path: path, off: off, len: int64(len(text)), file: file, line: line})
+		off += int64(len(text)) + 1
+		if _, err := w.Write(text); err != nil {
+			return err
+		}
+		return w.WriteByte('\n')
+	})
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write batch lines: %w", err)
+	}
+	return refs, nil
 }
 
 // load loads refs as one partial batch named by the batch ID and suffix, halving on refusal.
@@ -151,7 +202,7 @@ func (iso *isolation) partial(ctx context.Context, refs []lineRef, suffix string
 			_, err = sf.ReadAt(raw, r.off)
 		}
 		if err == nil {
-			_, err = w.Write(append(transform.AppendQuarantineRecord(nil, "isolating", r.path, r.line, raw), '\n'))
+			_, err = w.Write(append(transform.AppendQuarantineRecord(nil, "isolating", r.origin(), r.line, raw), '\n'))
 		}
 		if err != nil {
 			f.Close()
@@ -165,11 +216,13 @@ func (iso *isolation) partial(ctx context.Context, refs []lineRef, suffix string
 	if err := f.Close(); err != nil {
 		return Batch{}, fmt.Errorf("write partial batch: %w", err)
 	}
-	res, err := transform.Files(ctx, []string{in}, filepath.Join(dir, "out"), iso.l.opts.Transform)
+	res, err := transform.Files(ctx, []string{in}, filepath.Join(dir, "out"), iso.transform)
 	if err != nil {
 		return Batch{}, fmt.Errorf("transform partial batch: %w", err)
 	}
-	return NewBatch(iso.m.ID+"-"+suffix, res), nil
+	b := NewBatch(iso.m.ID+"-"+suffix, res)
+	b.Replace = iso.replace
+	return b, nil
 }
 
 // refuse keeps one line the warehouse refused on its own.
@@ -178,7 +231,7 @@ func (iso *isolation) refuse(r lineRef, cause error) error {
 	if err != nil {
 		return fmt.Errorf("read refused line: %w", err)
 	}
-	iso.refused = append(transform.AppendQuarantineRecord(iso.refused, "refused by the warehouse: "+cause.Error(), r.path, r.line, raw), '\n')
+	iso.refused = append(transform.AppendQuarantineRecord(iso.refused, "refused by the warehouse: "+cause.Error(), r.origin(), r.line, raw), '\n')
 	iso.nRefused++
 	return nil
 }

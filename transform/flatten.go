@@ -3,6 +3,7 @@ package transform
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -201,7 +202,23 @@ func (f *flattener) envelope(raw []byte, obj *fastjson.Object, src source) {
 
 // requeue processes the original line kept in a quarantine record, as if read from its original source.
 func (f *flattener) requeue(raw []byte, obj *fastjson.Object, src source) {
-	orig := src
+	orig, line, err := quarantined(obj, src)
+	if err != nil {
+		f.reject(raw, src, err.Error())
+		return
+	}
+	if bytes.IndexByte(bytes.TrimSpace(line), '\n') >= 0 || bytes.HasPrefix(bytes.TrimSpace(line), []byte(`{"quarantine"`)) {
+		f.reject(line, orig, "quarantined line is not a single event")
+		return
+	}
+	f.stats.Lines-- // the inner line is counted instead
+	f.line(line, orig)
+}
+
+// quarantined reads a quarantine record (AppendQuarantineRecord): the line it keeps, a copy, and where that line
+// came from (src where the record does not say).
+func quarantined(obj *fastjson.Object, src source) (orig source, line []byte, err error) {
+	orig = src
 	if q := obj.Get("quarantine"); q != nil {
 		if b := q.GetStringBytes("source_file"); b != nil {
 			orig.file = string(b)
@@ -212,25 +229,16 @@ func (f *flattener) requeue(raw []byte, obj *fastjson.Object, src source) {
 			}
 		}
 	}
-	var line []byte
 	if l := obj.Get("line"); l != nil {
 		b, _ := l.StringBytes()
-		line = append([]byte(nil), b...)
-	} else {
-		b, _ := obj.Get("line_base64").StringBytes()
-		dec, err := base64.StdEncoding.DecodeString(string(b))
-		if err != nil {
-			f.reject(raw, src, "quarantine record with bad line_base64")
-			return
-		}
-		line = dec
+		return orig, append([]byte(nil), b...), nil
 	}
-	if bytes.IndexByte(bytes.TrimSpace(line), '\n') >= 0 || bytes.HasPrefix(bytes.TrimSpace(line), []byte(`{"quarantine"`)) {
-		f.reject(line, orig, "quarantined line is not a single event")
-		return
+	b, _ := obj.Get("line_base64").StringBytes()
+	dec, err := base64.StdEncoding.DecodeString(string(b))
+	if err != nil {
+		return orig, nil, errors.New("quarantine record with bad line_base64")
 	}
-	f.stats.Lines-- // the inner line is counted instead
-	f.line(line, orig)
+	return orig, dec, nil
 }
 
 // reject writes a quarantine record: the line exactly as read, its source and the reason.

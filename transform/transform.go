@@ -16,6 +16,7 @@ package transform
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/klauspost/compress/gzip"
+	"github.com/valyala/fastjson"
 )
 
 // QuarantineFile is the name of the quarantine output in the output directory.
@@ -444,4 +446,44 @@ func peekNonSpace(br *bufio.Reader) (byte, error) {
 		}
 		return b, br.UnreadByte()
 	}
+}
+
+// Lines calls fn for each non-empty input line of srcs, read as Sources reads them (byte ranges, gzip, .json
+// values), in order. A quarantine record is read back as the line it keeps, with that line's original file
+// and line number, as the transform reads it; file and line are the lineage the transform would give the
+// line. text is valid only during the call. Loaders use it to take a batch's input apart line by line.
+func Lines(ctx context.Context, srcs []Source, fn func(file string, line int64, text []byte) error) error {
+	var p fastjson.Parser
+	var ferr error
+	bufs := make(chunkBuffers, 2)
+	err := readChunks(ctx, srcs, 1<<20, bufs, func(c *chunk) bool {
+		defer bufs.put(c.data)
+		data, n := c.data, c.firstLine
+		for len(data) > 0 && ferr == nil {
+			l := data
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				l, data = data[:i], data[i+1:]
+			} else {
+				data = nil
+			}
+			src := source{file: c.file, line: n}
+			n++
+			if len(bytes.TrimSpace(l)) == 0 {
+				continue
+			}
+			if bytes.HasPrefix(l, []byte(`{"quarantine"`)) {
+				if v, err := p.ParseBytes(l); err == nil {
+					if obj, err := v.Object(); err == nil && (obj.Get("line") != nil || obj.Get("line_base64") != nil) {
+						if orig, inner, err := quarantined(obj, src); err == nil {
+							ferr = fn(orig.file, orig.line, inner)
+							continue
+						}
+					}
+				}
+			}
+			ferr = fn(src.file, src.line, l)
+		}
+		return ferr == nil
+	})
+	return cmp.Or(ferr, err)
 }

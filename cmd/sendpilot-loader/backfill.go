@@ -227,4 +227,10 @@ func printBackfill(env *environment, rep load.BackfillReport, dryRun bool, took 
 	for _, q := range rep.QuarantineFiles {
 		fmt.Fprintf(env.stdout, "bad lines: %s\n", q)
 	}
+	if rep.Refused > 0 {
+		fmt.Fprintf(env.stdout, "%d events refused by the warehouse, the rest of their batches loaded; once fixed, backfill:\n", rep.Refused)
+		for _, q := range rep.RefusedFiles {
+			fmt.Fprintf(env.stdout, "refused: %s\n", q)
+		}
+	}
 }
