@@ -146,9 +146,7 @@ func (iso *isolation) load(ctx context.Context, refs []lineRef, suffix string) e
 			iso.l.log.Warn("partial load failed", "batch", b.ID, "attempt", attempt, "err", err)
 		})
 		if err == nil {
-			for t, n := range res.Inserted {
-				iso.inserted[t] += n
-			}
+			addCounts(iso.inserted, res.Inserted)
 			addCounts(iso.bytesRead, res.BytesRead)
 			return nil
 		}

@@ -404,3 +404,38 @@ func writeGzip(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// uncounting stands for a warehouse that cannot tell how many rows a load inserted (LoadResult's -1), as
+// BigQuery cannot for a MERGE whose job statistics leave the count out.
+type uncounting struct{ load.Warehouse }
+
+func (u uncounting) Load(ctx context.Context, b load.Batch) (load.LoadResult, error) {
+	res, err := u.Warehouse.Load(ctx, b)
+	if err == nil && res.Inserted[transform.TableEvents] > 0 {
+		res.Inserted[transform.TableEvents] = -1
+	}
+	return res, err
+}
+
+// An isolation's partial loads add up as loads do: once one of them cannot tell what it inserted, neither
+// can the batch (-1), rather than a count one too low.
+func TestIsolationKeepsUnknownCountsUnknown(t *testing.T) {
+	e := newEnv(t)
+	var lines []string
+	for i := range 20 {
+		lines = append(lines, messageEvent(fmt.Sprintf("evt_u_%02d", i)))
+	}
+	lines = append(lines, messageEvent("evt_poison"))
+	writeSegment(t, e.dataDir, 1, lines...)
+	var loads atomic.Int64
+	l := e.loaderWith(t, func() load.Warehouse {
+		return refusing{Warehouse: uncounting{duckdb.New(e.dbPath)}, poison: []string{"evt_poison"}, loads: &loads}
+	}, nil)
+	rep, err := l.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := rep.Batches[0]; m.Refused != 1 || m.Inserted["events"] != -1 {
+		t.Fatalf("batch %+v, want one refused event and events inserted -1 (unknown)", m)
+	}
+}
