@@ -223,7 +223,7 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 	}
 	if b.Replace {
 		if res.Replaced, err = replace(ctx, tx, b); err != nil {
-			return res, err
+			return res, classify(err)
 		}
 	}
 	fresh, err := freshEvents(ctx, tx, b)
