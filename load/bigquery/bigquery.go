@@ -406,7 +406,7 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 		if staged > 1 {
 			after = fmt.Sprintf("_s%d", staged)
 		}
-		_, deduped, err := w.job(ctx, b.ID, t, "dedup"+after, anyCall, func(ctx context.Context, id string) (*bigquery.Job, error) {
+		_, deduped, err := w.job(ctx, b.ID, t, "dedup"+after, batchQuery, func(ctx context.Context, id string) (*bigquery.Job, error) {
 			q := w.c.Query(w.dedupSQL(t, stage))
 			q.JobID, q.Location = id, w.location
 			q.Dst, q.WriteDisposition, q.CreateDisposition = ds.Table(dedup), bigquery.WriteTruncate, bigquery.CreateIfNeeded
@@ -418,7 +418,7 @@ func (w *Warehouse) Load(ctx context.Context, b load.Batch) (load.LoadResult, er
 		if deduped > 1 {
 			after += fmt.Sprintf("_d%d", deduped)
 		}
-		j, _, err := w.job(ctx, b.ID, t, "merge"+after, anyCall, func(ctx context.Context, id string) (*bigquery.Job, error) {
+		j, _, err := w.job(ctx, b.ID, t, "merge"+after, batchQuery, func(ctx context.Context, id string) (*bigquery.Job, error) {
 			prune := pruneFor(b, t)
 			q := w.c.Query(w.mergeSQL(t, dedup, prune))
 			if b.Replace && t == transform.TableEvents {

@@ -55,6 +55,10 @@ func TestErrorClassesOfRealBodies(t *testing.T) {
 		{"job-transaction-aborted", anyCall, transientClass},
 		{"job-too-many-dml", anyCall, transientClass},
 		{"job-resources-exceeded-memory", anyCall, systemicClass},
+		{"job-resources-exceeded-memory", batchQuery, rejectedClass}, // a merge too big for its memory: split
+		{"job-too-many-dml", batchQuery, transientClass},
+		{"job-merge-type-mismatch", batchQuery, systemicClass},
+		{"job-load-bad-row", batchQuery, systemicClass},
 		{"job-quota-rate-limits", loadJob, transientClass},
 		{"job-quota-daily", anyCall, systemicClass},
 		{"job-load-bad-row", loadJob, rejectedClass},

@@ -23,7 +23,9 @@ const (
 	// systemicClass: nothing loads until an operator acts (permissions, a missing dataset, a location or
 	// schema difference, a quota exhausted for the day). Loads pause and no data moves.
 	systemicClass
-	// rejectedClass: BigQuery refused rows of the batch itself. Only a load job can say this.
+	// rejectedClass: BigQuery refused rows of the batch itself (only a load job can say this), or a job over the
+	// batch's rows ran out of resources. The loader loads the batch in halves: the refused rows end up alone,
+	// and halves of a batch too big for one job's memory need less of it.
 	rejectedClass
 )
 
@@ -36,8 +38,9 @@ func (c errClass) String() string {
 type jobKind int
 
 const (
-	anyCall jobKind = iota // a request that is not a job (metadata, a look-up) or a query job
-	loadJob                // a load job reading the batch's Parquet file
+	anyCall    jobKind = iota // a request that is not a job (metadata, a look-up) or a query job
+	loadJob                   // a load job reading the batch's Parquet file
+	batchQuery                // a query job over the batch's staged rows (its dedup and its merge)
 )
 
 // Messages BigQuery documents under reasons whose class depends on the message
@@ -115,7 +118,12 @@ func classify(reason, msg string, code int, kind jobKind) errClass {
 		if dmlQueued.MatchString(msg) {
 			return transientClass
 		}
-		return systemicClass // a statement too big for its slots: an operator lowers load.max_batch_bytes
+		if kind == batchQuery || kind == loadJob {
+			// The job reads the batch ("The query could not be executed in the allotted memory"): its halves
+			// need less, so the batch is split as DuckDB's is when it does not fit the memory cap.
+			return rejectedClass
+		}
+		return systemicClass // a statement that does not read the batch: halving cannot help
 	case "invalidQuery":
 		if concurrentUpdate.MatchString(msg) {
 			return transientClass

@@ -88,3 +88,34 @@ func countAll(t *testing.T, direct []option.ClientOption) string {
 	t.Helper()
 	return fmt.Sprint(query(t, direct, "SELECT COUNT(*) FROM sendpilot.events")[0])
 }
+
+// A merge that runs out of memory is the batch being too big for one job, not bad data and not a cause for
+// pausing: BigQuery answers such a job with resourcesExceeded "The query could not be executed in the
+// allotted memory" (https://cloud.google.com/bigquery/docs/error-messages#resourcesexceeded), which the fault
+// proxy imitates for the batch's first merge. The loader loads the batch in halves, and every event is
+// stored, none refused, in the same run.
+func TestMergeOutOfMemoryIsSplit(t *testing.T) {
+	direct, proxy, w := behindProxy(t, http.StatusInternalServerError)
+	proxy.failQueries(jobFault{match: "MERGE", times: 1, status: 400, reason: "resourcesExceeded",
+		message: "Resources exceeded during query execution: The query could not be executed in the allotted memory. Peak usage: 160% of limit."})
+	var lines []string
+	for i := range 200 {
+		lines = append(lines, envelopeLine(fmt.Sprintf("evt_big_%04d", i)))
+	}
+	l, _ := loaderOver(t, w, nil, lines...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := l.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := rep.Batches[0]; m.Step != load.StepArchived || m.Refused != 0 {
+		t.Fatalf("batch %+v, want it archived with nothing refused", m)
+	}
+	if proxy.faultsLeft() != 0 {
+		t.Fatal("the merge fault was never injected")
+	}
+	if got := countAll(t, direct); got != "200" {
+		t.Fatalf("events stored: %s, want 200", got)
+	}
+}
