@@ -124,19 +124,26 @@ func TestOnePoisonEventIsIsolatedFromItsBatch(t *testing.T) {
 
 	// The recovery path: once the warehouse takes the value, backfilling the quarantine file loads the event,
 	// at its original lineage.
+	e.replayRefused(t, []string{m.RefusedFile}, "events=1001 leads=0 experience=0 education=0", filepath.Join(e.dataDir, "buffer", "0000000002.ndjson"), 119)
+}
+
+// replayRefused backfills refused files into a warehouse that takes every value, as after a fix, and checks the
+// counts then and that evt_poison is stored at its original file and line.
+func (e *env) replayRefused(t *testing.T, files []string, wantCounts, wantFile string, wantLine int) {
+	t.Helper()
 	fixed := e.loaderWith(t, func() load.Warehouse { return duckdb.New(e.dbPath) }, nil)
-	if _, err := fixed.Backfill(context.Background(), load.BackfillOptions{Files: []string{m.RefusedFile}}); err != nil {
+	if _, err := fixed.Backfill(context.Background(), load.BackfillOptions{Files: files}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := e.counts(t), "events=1001 leads=0 experience=0 education=0"; got != want {
-		t.Fatalf("after replaying the refused file: %s, want %s", got, want)
+	if got := e.counts(t); got != wantCounts {
+		t.Fatalf("after replaying the refused file: %s, want %s", got, wantCounts)
 	}
 	var file string
 	var line int
 	db, _ := duckdb.Open(context.Background(), e.dbPath, time.Second)
 	defer db.Close()
-	if err := db.QueryRow(`SELECT source_file, source_line FROM events WHERE event_id = 'evt_poison'`).Scan(&file, &line); err != nil || !strings.HasSuffix(file, "0000000002.ndjson") || line != 119 {
-		t.Errorf("replayed event's lineage = %s:%d, %v; want its original segment and line", file, line, err)
+	if err := db.QueryRow(`SELECT source_file, source_line FROM events WHERE event_id = 'evt_poison'`).Scan(&file, &line); err != nil || !strings.HasSuffix(file, wantFile) || line != wantLine {
+		t.Errorf("replayed event's lineage = %s:%d, %v; want %s:%d", file, line, err, wantFile, wantLine)
 	}
 }
 
@@ -376,20 +383,7 @@ func TestBackfillIsolatesRefusedEvents(t *testing.T) {
 		t.Fatalf("refused file does not hold the poison event with its error and location: %s", q)
 	}
 
-	fixed := e.loaderWith(t, func() load.Warehouse { return duckdb.New(e.dbPath) }, nil)
-	if _, err := fixed.Backfill(context.Background(), load.BackfillOptions{Files: rep.RefusedFiles}); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := e.counts(t), "events=360 leads=0 experience=0 education=0"; got != want {
-		t.Fatalf("after replaying the refused file: %s, want %s", got, want)
-	}
-	var file string
-	var line int
-	db, _ := duckdb.Open(context.Background(), e.dbPath, time.Second)
-	defer db.Close()
-	if err := db.QueryRow(`SELECT source_file, source_line FROM events WHERE event_id = 'evt_poison'`).Scan(&file, &line); err != nil || file != plainPath || line != 251 {
-		t.Errorf("replayed event's lineage = %s:%d, %v; want %s:251", file, line, err, plainPath)
-	}
+	e.replayRefused(t, rep.RefusedFiles, "events=360 leads=0 experience=0 education=0", plainPath, 251)
 }
 
 func writeGzip(t *testing.T, path, text string) {
