@@ -317,12 +317,13 @@ func (rc *Receiver) readBody(r *http.Request, gap int, check *Check, res *reserv
 }
 
 // wrap turns the line buffer holding the body at [gap:] into the envelope line and returns it. A JSON body is
-// validated and compacted where it lies and the head is written just in front of it, so the line is the
+// validated in one pass (scanJSON), compacted where it lies if it has white space to lose and the head is written just in front of it, so the line is the
 // body's only copy. A body that is not JSON is quoted or base64-encoded into scratch, whose bytes are
 // reserved in res first; ok is false when the budget has no room for them.
 func (rc *Receiver) wrap(env *envelope.Envelope, line []byte, gap int, scratch *[]byte, res *reservation) (record []byte, ok bool) {
 	body := line[gap:]
-	if !json.Valid(body) {
+	scan, valid := scanJSON(body)
+	if !valid {
 		syntax := json.Unmarshal(body, new(struct{})) // the scanner's error, found before any value is built
 		env.Quarantine = "body is not valid JSON: " + syntax.Error()
 		text := utf8.Valid(body)
@@ -343,9 +344,13 @@ func (rc *Receiver) wrap(env *envelope.Envelope, line []byte, gap int, scratch *
 		*scratch = envelope.AppendLine((*scratch)[:0], env)
 		return *scratch, true
 	}
-	payload := compactValid(body)
+	payload, id, typ := body, scan.id, scan.typ
+	if scan.spaced {
+		payload = compactValid(body)
+		id, typ, _ = topLevel(payload)
+	}
 	env.Payload = payload
-	if id, typ, isObject := topLevel(payload); !isObject {
+	if !scan.object {
 		env.Quarantine = "body is JSON but not an object"
 	} else {
 		env.EventID = scalarString(id)
