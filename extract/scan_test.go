@@ -91,3 +91,15 @@ func TestQuickString(t *testing.T) {
 		}
 	}
 }
+
+// Strings are scanned eight bytes at a time: a byte that ends or breaks a string must be seen at every
+// offset within a word.
+func TestScanJSONStringWords(t *testing.T) {
+	for off := range 17 {
+		for _, x := range []string{`\"`, `\\`, `\n`, `\u00e9`, `"`, "\x00", "\x01", "\x1f", " ", "\x7f", "\x80", "\xff", "!", "#", "[", "]", "\\", "\\x"} {
+			pad := strings.Repeat("a", off)
+			checkScan(t, []byte(`{"k":"`+pad+x+strings.Repeat("b", 20)+`"}`))
+			checkScan(t, []byte(`["`+pad+x+`"]`))
+		}
+	}
+}
