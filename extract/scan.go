@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"unicode/utf8"
+
+	"sendpilot-loader/extract/envelope"
 )
 
 // maxDepth is the deepest nesting encoding/json accepts; scanJSON accepts the same documents.
@@ -197,25 +199,11 @@ func memberOf(quoted []byte) int {
 	return 0
 }
 
-// Word-at-a-time tests (eight bytes at once) for the bytes a string cannot hold as they are.
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
-// plainWord reports whether none of the eight bytes of w is a quote, a backslash or a control character.
-// Each test flags a word with such a byte and never one without: (v - ones) &^ v & highs is non-zero
-// exactly when some byte of v is zero, and (w - 0x20*ones) &^ w & highs exactly when some byte is < 0x20.
-func plainWord(w uint64) bool {
-	quote, backslash := w^('"'*ones), w^('\\'*ones)
-	return ((quote-ones)&^quote|(backslash-ones)&^backslash|(w-0x20*ones)&^w)&highs == 0
-}
-
 // scanString returns the index just past the valid JSON string that starts at doc[i] == '"'.
 func scanString(doc []byte, i int) (int, bool) {
 	n := len(doc)
 	for i++; i < n; i++ {
-		for i+8 <= n && plainWord(binary.LittleEndian.Uint64(doc[i:])) {
+		for i+8 <= n && envelope.PlainWord(binary.LittleEndian.Uint64(doc[i:])) {
 			i += 8
 		}
 		for i < n && plainInString[doc[i]] {

@@ -175,12 +175,39 @@ func QuotedGrowth(text []byte) int {
 	return n
 }
 
+// Word-at-a-time tests, eight bytes at once, for the bytes a JSON string cannot hold as they are.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// PlainWord reports whether none of the eight bytes of w is a quote, a backslash or a control character: the
+// bytes that a JSON string holds only escaped. It never flags a word without such a byte, and always one
+// with: (v - ones) &^ v & highs is non-zero exactly when some byte of v is zero, and
+// (w - 0x20*ones) &^ w & highs exactly when some byte of w is below 0x20.
+func PlainWord(w uint64) bool {
+	quote, backslash := w^('"'*ones), w^('\\'*ones)
+	return ((quote-ones)&^quote|(backslash-ones)&^backslash|(w-0x20*ones)&^w)&highs == 0
+}
+
 // AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD; callers that must not lose bytes
 // check utf8.Valid first (the receiver base64-encodes such bodies instead).
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip plain ASCII eight bytes at a time.
+		for i+8 <= len(s) {
+			w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+			if w&highs != 0 || !PlainWord(w) {
+				break
+			}
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
 			i++

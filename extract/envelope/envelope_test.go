@@ -186,3 +186,18 @@ func TestHeaderListWritesAsHeaders(t *testing.T) {
 		t.Errorf("decoded headers %v, list %v; want %v and no list", got.Headers, got.HeaderList, want.Headers)
 	}
 }
+
+// AppendString skips plain ASCII eight bytes at a time: a byte that needs escaping, or starts a multi-byte
+// character, must be caught at every offset within a word.
+func TestAppendStringWords(t *testing.T) {
+	for off := range 17 {
+		pad := strings.Repeat("a", off)
+		for x, esc := range map[string]string{`"`: `\"`, `\`: `\\`, "\n": `\n`, "\t": `\t`, "\x00": `\u0000`, "\x1f": `\u001f`,
+			" ": " ", "\x7f": "\x7f", "é": "é", "\xff": `\ufffd`, "!": "!", "#": "#", "]": "]"} {
+			s := pad + x + strings.Repeat("b", 20)
+			if got, want := string(AppendString(nil, s)), `"`+pad+esc+strings.Repeat("b", 20)+`"`; got != want {
+				t.Errorf("AppendString(%q) = %s, want %s", s, got, want)
+			}
+		}
+	}
+}
