@@ -250,9 +250,9 @@ func FuzzCompactValid(f *testing.F) {
 
 // headBound must bound the head whatever the headers hold, or every delivery would take the slow path.
 func TestHeadBound(t *testing.T) {
-	for _, h := range []map[string]string{nil, {"content-type": "application/json"}, {"x-\u0001": strings.Repeat("\"\u0002\\", 300)}} {
+	for _, h := range [][]envelope.Header{nil, {{Name: "content-type", Value: "application/json"}}, {{Name: "x-\u0001", Value: strings.Repeat("\"\u0002\\", 300)}}} {
 		env := envelope.Envelope{V: envelope.Version, ReceivedAt: time.Date(2026, 12, 1, 10, 25, 5, 382772971, time.UTC),
-			Signature: envelope.SigNoSecret, RemoteAddr: "[2001:db8::1]:65535", Headers: h}
+			Signature: envelope.SigNoSecret, RemoteAddr: "[2001:db8::1]:65535", HeaderList: h}
 		if head := envelope.AppendHead(nil, &env); len(head) > headBound(&env) {
 			t.Errorf("head of %d bytes over its bound %d: %s", len(head), headBound(&env), head)
 		}

@@ -90,6 +90,9 @@ func scalarString(raw []byte) string {
 		return ""
 	}
 	if raw[0] == '"' {
+		if s, ok := quickString(raw); ok {
+			return s
+		}
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
 			return s

@@ -27,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -72,7 +73,9 @@ type Receiver struct {
 	bytesIn  prometheus.Counter
 	latency  prometheus.Histogram
 	mux      *http.ServeMux
-	lines    sync.Pool // of *[]byte, at most pooledLineBytes each
+	outcomes map[string]prometheus.Counter // requests by outcome, resolved once
+	lines    sync.Pool                     // of *[]byte, at most pooledLineBytes each
+	headers  sync.Pool                     // of *[]envelope.Header, cleared
 	budget   budget
 }
 
@@ -126,9 +129,11 @@ func NewReceiver(opts Options) *Receiver {
 		Help: "Bytes reserved for the bodies of webhook deliveries being received or stored (bounded by webhook.max_inflight_bytes).",
 	}, func() float64 { return float64(rc.budget.used.Load()) })
 	opts.Registry.MustRegister(rc.requests, rc.bytesIn, rc.latency, inflight)
+	rc.headers.New = func() any { return new([]envelope.Header) }
+	rc.outcomes = make(map[string]prometheus.Counter)
 	for _, o := range []string{OutcomeStored, OutcomeQuarantined, OutcomeBadSignature, OutcomeTooLarge,
 		OutcomeReadError, OutcomeBusy, OutcomeBufferFull, OutcomeUnavailable} {
-		rc.requests.WithLabelValues(o)
+		rc.outcomes[o] = rc.requests.WithLabelValues(o)
 	}
 
 	mux := http.NewServeMux()
@@ -156,20 +161,30 @@ func (rc *Receiver) readyz(w http.ResponseWriter, _ *http.Request) {
 func (rc *Receiver) webhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	outcome, status, msg, eventID := rc.accept(r)
-	rc.requests.WithLabelValues(outcome).Inc()
+	rc.outcomes[outcome].Inc()
 	rc.latency.Observe(time.Since(start).Seconds())
+	h := w.Header()
 	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "30")
+		h["Retry-After"] = retryAfter
 	}
-	w.Header().Set("Content-Type", "application/json")
+	h["Content-Type"] = contentTypeJSON
 	w.WriteHeader(status)
-	body := append(envelope.AppendString([]byte(`{"status":`), outcome), `,"message":`...)
+	buf := rc.getLine(0)
+	defer rc.putLine(buf)
+	body := append(envelope.AppendString(append((*buf)[:0], `{"status":`...), outcome), `,"message":`...)
 	body = envelope.AppendString(body, msg)
 	if eventID != "" {
 		body = envelope.AppendString(append(body, `,"event_id":`...), eventID)
 	}
-	w.Write(append(body, "}\n"...))
+	*buf = append(body, "}\n"...)
+	w.Write(*buf)
 }
+
+// Header values of every answer, shared: net/http only reads them.
+var (
+	contentTypeJSON = []string{"application/json"}
+	retryAfter      = []string{"30"}
+)
 
 // headBound is at least the length of the envelope head of env, whatever its verdict and before the keys the
 // body decides: envelope.AppendString writes at most envelope.MaxQuotedBytes for each byte of a string, and
@@ -177,8 +192,8 @@ func (rc *Receiver) webhook(w http.ResponseWriter, r *http.Request) {
 func headBound(env *envelope.Envelope) int {
 	const q = envelope.MaxQuotedBytes
 	n := 192 + q*len(env.RemoteAddr)
-	for k, v := range env.Headers {
-		n += q*(len(k)+len(v)) + 6
+	for _, h := range env.HeaderList {
+		n += q*(len(h.Name)+len(h.Value)) + 6
 	}
 	return n
 }
@@ -206,8 +221,11 @@ func (rc *Receiver) accept(r *http.Request) (outcome string, status int, msg, ev
 		V:          envelope.Version,
 		ReceivedAt: rc.opts.Now().UTC(),
 		RemoteAddr: r.RemoteAddr,
-		Headers:    keptHeaders(r.Header),
 	}
+	headers := rc.getHeaders()
+	defer rc.putHeaders(headers)
+	env.HeaderList = keptHeaders((*headers)[:0], r.Header)
+	*headers = env.HeaderList
 	scratch := rc.getLine(0)
 	defer rc.putLine(scratch)
 	gap := headBound(&env) + headSlack
@@ -223,12 +241,13 @@ func (rc *Receiver) accept(r *http.Request) (outcome string, status int, msg, ev
 		env.Signature = check.Verdict()
 	}
 	switch {
+	case err == nil:
 	case errors.Is(err, errOverBudget):
 		rc.log.Warn("in-flight body bytes would pass their budget; answering 503", "limit", rc.budget.limit, "content_length", r.ContentLength)
 		return OutcomeBusy, http.StatusServiceUnavailable, "too many bytes in flight, retry later", ""
 	case errors.As(err, new(*http.MaxBytesError)):
 		return OutcomeTooLarge, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", max), ""
-	case err != nil:
+	default:
 		rc.log.Warn("read webhook body", "remote", r.RemoteAddr, "err", err)
 		return OutcomeReadError, http.StatusBadRequest, "could not read body", ""
 	}
@@ -317,12 +336,13 @@ func (rc *Receiver) readBody(r *http.Request, gap int, check *Check, res *reserv
 }
 
 // wrap turns the line buffer holding the body at [gap:] into the envelope line and returns it. A JSON body is
-// validated and compacted where it lies and the head is written just in front of it, so the line is the
+// validated in one pass (scanJSON), compacted where it lies if it has white space to lose and the head is written just in front of it, so the line is the
 // body's only copy. A body that is not JSON is quoted or base64-encoded into scratch, whose bytes are
 // reserved in res first; ok is false when the budget has no room for them.
 func (rc *Receiver) wrap(env *envelope.Envelope, line []byte, gap int, scratch *[]byte, res *reservation) (record []byte, ok bool) {
 	body := line[gap:]
-	if !json.Valid(body) {
+	scan, valid := scanJSON(body)
+	if !valid {
 		syntax := json.Unmarshal(body, new(struct{})) // the scanner's error, found before any value is built
 		env.Quarantine = "body is not valid JSON: " + syntax.Error()
 		text := utf8.Valid(body)
@@ -343,9 +363,13 @@ func (rc *Receiver) wrap(env *envelope.Envelope, line []byte, gap int, scratch *
 		*scratch = envelope.AppendLine((*scratch)[:0], env)
 		return *scratch, true
 	}
-	payload := compactValid(body)
+	payload, id, typ := body, scan.id, scan.typ
+	if scan.spaced {
+		payload = compactValid(body)
+		id, typ, _ = topLevel(payload)
+	}
 	env.Payload = payload
-	if id, typ, isObject := topLevel(payload); !isObject {
+	if !scan.object {
 		env.Quarantine = "body is JSON but not an object"
 	} else {
 		env.EventID = scalarString(id)
@@ -427,22 +451,75 @@ func (rc *Receiver) putLine(b *[]byte) {
 	}
 }
 
+// pooledHeaders is the most headers a pooled header list keeps room for.
+const pooledHeaders = 64
+
+func (rc *Receiver) getHeaders() *[]envelope.Header { return rc.headers.Get().(*[]envelope.Header) }
+
+// putHeaders clears a header list, so the pool holds no request's strings, and pools it unless it is large.
+func (rc *Receiver) putHeaders(h *[]envelope.Header) {
+	if cap(*h) <= pooledHeaders {
+		clear((*h)[:cap(*h)])
+		*h = (*h)[:0]
+		rc.headers.Put(h)
+	}
+}
+
 // droppedHeaders are never written to disk: they carry credentials of other systems.
 var droppedHeaders = map[string]bool{
 	"authorization": true, "proxy-authorization": true, "cookie": true, "x-api-key": true,
 }
 
-// keptHeaders returns the request headers to record (lower-cased names, values joined by ", "). SendPilot
+// headerNames maps the canonical form of header names that deliveries commonly carry to the name recorded
+// ("" for a dropped header), so that recording them costs one lookup and no allocation.
+var headerNames = func() map[string]string {
+	m := make(map[string]string)
+	for _, k := range []string{"Accept", "Accept-Encoding", "Cdn-Loop", "Cf-Connecting-Ip", "Cf-Ipcountry", "Cf-Ray",
+		"Cf-Visitor", "Connection", "Content-Encoding", "Content-Length", "Content-Type", "Forwarded", "Traceparent",
+		"Tracestate", "True-Client-Ip", "User-Agent", "Via", "Webhook-Signature", "X-Amzn-Trace-Id", "X-Forwarded-For",
+		"X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id"} {
+		m[k] = strings.ToLower(k)
+	}
+	for k := range droppedHeaders {
+		m[http.CanonicalHeaderKey(k)] = ""
+	}
+	return m
+}()
+
+// keptHeaders appends to dst the request headers to record, sorted by name (lower-cased; values joined by
+// ", "; names that differ only in case, which net/http's server never produces, become one). SendPilot
 // documents only webhook-signature and content-type; keeping the rest shows what it really sends. The
 // signature header is kept: it is an HMAC, not the secret, and lets a delivery be re-verified later.
-func keptHeaders(h http.Header) map[string]string {
-	out := make(map[string]string, len(h))
+func keptHeaders(dst []envelope.Header, h http.Header) []envelope.Header {
+	start := len(dst)
 	for k, vs := range h {
-		lk := strings.ToLower(k)
-		if droppedHeaders[lk] {
+		name, known := headerNames[k]
+		if !known {
+			name = strings.ToLower(k)
+			if droppedHeaders[name] {
+				name = ""
+			}
+		}
+		if name == "" {
 			continue
 		}
-		out[lk] = strings.Join(vs, ", ")
+		value := ""
+		if len(vs) == 1 {
+			value = vs[0]
+		} else {
+			value = strings.Join(vs, ", ")
+		}
+		dst = append(dst, envelope.Header{Name: name, Value: value})
 	}
-	return out
+	list := dst[start:]
+	slices.SortStableFunc(list, func(a, b envelope.Header) int { return strings.Compare(a.Name, b.Name) })
+	merged := list[:0]
+	for _, hd := range list {
+		if n := len(merged); n > 0 && merged[n-1].Name == hd.Name {
+			merged[n-1].Value += ", " + hd.Value
+			continue
+		}
+		merged = append(merged, hd)
+	}
+	return dst[:start+len(merged)]
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -268,5 +269,35 @@ func TestStoreFailuresAnswer503(t *testing.T) {
 		if r.StatusCode != 503 {
 			t.Errorf("readyz with store error %v = %d", tc.err, r.StatusCode)
 		}
+	}
+}
+
+func TestKeptHeaders(t *testing.T) {
+	tests := []struct {
+		name string
+		in   http.Header
+		want []envelope.Header
+	}{
+		{"none", http.Header{}, nil},
+		{"known and unknown names, sorted", http.Header{
+			"Webhook-Signature": {"t=1,s=ab"}, "Content-Type": {"application/json"}, "X-Custom-Thing": {"a"}, "Accept": {"*/*"},
+		}, []envelope.Header{{Name: "accept", Value: "*/*"}, {Name: "content-type", Value: "application/json"},
+			{Name: "webhook-signature", Value: "t=1,s=ab"}, {Name: "x-custom-thing", Value: "a"}}},
+		{"credentials dropped, known or not", http.Header{
+			"Authorization": {"Bearer x"}, "Cookie": {"c"}, "X-Api-Key": {"k"}, "Proxy-Authorization": {"p"},
+			"authorization": {"lower"}, "User-Agent": {"SendPilot/1.0"},
+		}, []envelope.Header{{Name: "user-agent", Value: "SendPilot/1.0"}}},
+		{"values joined", http.Header{"X-Forwarded-For": {"10.0.0.1", "10.0.0.2"}},
+			[]envelope.Header{{Name: "x-forwarded-for", Value: "10.0.0.1, 10.0.0.2"}}},
+		{"names equal but for case become one", http.Header{"X-Tag": {"a"}, "x-tag": {"a"}},
+			[]envelope.Header{{Name: "x-tag", Value: "a, a"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := keptHeaders(nil, tc.in)
+			if len(got) != len(tc.want) || (len(got) > 0 && !slices.Equal(got, tc.want)) {
+				t.Errorf("keptHeaders = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,6 +146,7 @@ type Buffer struct {
 	activeAt    atomic.Int64 // activeFirst in Unix nanoseconds, 0 when no active record; read by Stats
 	nextSeq     uint64
 	wbuf        []byte
+	batch       []*request // the requests of the commit under way, reused from one to the next
 }
 
 func (o *Options) defaults() {
@@ -312,6 +314,10 @@ func (b *Buffer) run() {
 	for {
 		select {
 		case r := <-b.reqs:
+			// Appending readied the writer in front of every other runnable goroutine: step back once, so the
+			// handlers already running can queue their records for this commit too (an idle process loses
+			// nothing). Fewer, larger commits save an fdatasync and a wake-up per record.
+			runtime.Gosched()
 			b.commit(b.gather(r))
 		case reply := <-b.seal:
 			reply <- b.sealActive()
@@ -341,9 +347,9 @@ func (b *Buffer) run() {
 	}
 }
 
-// gather collects the requests already waiting behind first, up to maxBatchBytes.
+// gather collects the requests already waiting behind first, up to maxBatchBytes, into b.batch.
 func (b *Buffer) gather(first *request) []*request {
-	batch := []*request{first}
+	batch := append(b.batch[:0], first)
 	size := len(first.line)
 	for size < maxBatchBytes {
 		select {
@@ -355,11 +361,13 @@ func (b *Buffer) gather(first *request) []*request {
 		}
 		break
 	}
+	b.batch = batch
 	return batch
 }
 
 // commit writes a batch with as few fsyncs as segment boundaries allow and answers every request.
 func (b *Buffer) commit(batch []*request) {
+	defer clear(batch) // once answered, keep no pointer to the callers' lines
 	if p := b.failed.Load(); p != nil {
 		for _, r := range batch {
 			r.done <- *p

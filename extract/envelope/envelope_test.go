@@ -166,3 +166,38 @@ func TestQuotedGrowthMatchesAppendString(t *testing.T) {
 		}
 	}
 }
+
+// A writer that hands its headers over as a sorted list writes the line that the same headers in the map
+// give; readers get them back in the map.
+func TestHeaderListWritesAsHeaders(t *testing.T) {
+	want := sample()
+	listed := want
+	listed.Headers = nil
+	listed.HeaderList = []Header{{Name: "content-type", Value: "application/json"}, {Name: "user-agent", Value: "SendPilot/1.0"}}
+	line := AppendLine(nil, &listed)
+	if golden := AppendLine(nil, &want); !bytes.Equal(line, golden) {
+		t.Fatalf("line from HeaderList:\n%s\nfrom Headers:\n%s", line, golden)
+	}
+	got, err := Decode(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Headers, want.Headers) || got.HeaderList != nil {
+		t.Errorf("decoded headers %v, list %v; want %v and no list", got.Headers, got.HeaderList, want.Headers)
+	}
+}
+
+// AppendString skips plain ASCII eight bytes at a time: a byte that needs escaping, or starts a multi-byte
+// character, must be caught at every offset within a word.
+func TestAppendStringWords(t *testing.T) {
+	for off := range 17 {
+		pad := strings.Repeat("a", off)
+		for x, esc := range map[string]string{`"`: `\"`, `\`: `\\`, "\n": `\n`, "\t": `\t`, "\x00": `\u0000`, "\x1f": `\u001f`,
+			" ": " ", "\x7f": "\x7f", "é": "é", "\xff": `\ufffd`, "!": "!", "#": "#", "]": "]"} {
+			s := pad + x + strings.Repeat("b", 20)
+			if got, want := string(AppendString(nil, s)), `"`+pad+esc+strings.Repeat("b", 20)+`"`; got != want {
+				t.Errorf("AppendString(%q) = %s, want %s", s, got, want)
+			}
+		}
+	}
+}
