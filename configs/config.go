@@ -173,8 +173,8 @@ func Defaults() Config {
 			SignatureMode:      SignatureAuto,
 			TimestampTolerance: 2 * time.Hour,
 			MaxBodyBytes:       64 * MiB,
-			// Room for one largest body, or three 24 MiB ones at a time. With the buffer writer's copy of a body
-			// and memory_limit, 16 concurrent 24 MiB deliveries peak at ~220 MB RSS (128 MiB: ~300 MB).
+			// Room for one largest body, or three 24 MiB ones at a time: 16 concurrent 24 MiB deliveries peak at
+			// ~155 MB RSS at the default memory_limit (a 128 MiB budget: ~300 MB at the former 224 MiB limit).
 			MaxInflightBytes: 96 * MiB,
 		},
 		Server: Server{
