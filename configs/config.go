@@ -191,8 +191,8 @@ func Defaults() Config {
 			MinFreeBytes:    256 * MiB,
 		},
 		Load: Load{
-			Schedule:          "@every 1m",
-			MaxBatchBytes:     256 * MiB,
+			Schedule:      "@every 1m",
+			MaxBatchBytes: 256 * MiB,
 			// DuckDB's RSS is about 140 MB over this while it inserts (its code, the Parquet reader); 64 MiB
 			// inserts 250 MB of corpus at 3% more CPU than 128 MiB and 70 MB less peak RSS.
 			DuckDBMemoryLimit: 64 * MiB,
