@@ -19,10 +19,11 @@ import (
 // leads.lead leaves out the lead's experience and education arrays, which become rows of their own tables;
 // and leads.lead, experience.element and education.element leave out every key whose typed column holds the
 // value as sent (restOf), so both sides write the same, much smaller, JSON. On 68 MB and 250 MB prefixes of
-// the 1 GB bench corpus its four files hold exactly the rows of ours, value for value and in the same order:
-// every column compared with IS DISTINCT FROM, row by row in file order; the JSON columns compared both as
-// text and after json() (DuckDB's own reformatting), equal either way. TestDuckDBPlanMatchesTransform checks
-// the same on a small corpus and on leads whose keys come in other spellings and types.
+// the 1 GB bench corpus, and on 250 MB of the old-names and wide-leads shapes, its four files hold exactly
+// the rows of ours, value for value and in the same order: every column of every row, joined on the row's
+// position in the file, compared with IS DISTINCT FROM; the JSON columns are equal as text, not only after
+// json() reformats both. TestDuckDBPlanMatchesTransform checks the same on a small corpus and on leads whose
+// keys come in other spellings and types.
 //
 // Plan kept: read_ndjson directly in each of the four COPY statements. Every COPY reads the whole input, but
 // declares the data column as only the STRUCT it needs, so the reader parses each line straight into it: the
