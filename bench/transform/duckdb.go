@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,16 +16,23 @@ import (
 // The DuckDB side builds the same four tables as transform.Files: the same columns in the same order, with
 // the same types as far as DuckDB has them (VARCHAR for Arrow strings, BIGINT, DOUBLE, BOOLEAN, TIMESTAMPTZ
 // for timestamp[us, UTC], VARCHAR[] for list<string>). Like ours, events.data leaves out data.leads and
-// leads.lead leaves out the lead's experience and education, which become rows of their own tables. On
-// 68 MB and 250 MB prefixes of the bench corpus its four files hold exactly the rows of ours, value for value
-// and in the same order.
+// leads.lead leaves out the lead's experience and education arrays, which become rows of their own tables;
+// and leads.lead, experience.element and education.element leave out every key whose typed column holds the
+// value as sent (restOf), so both sides write the same, much smaller, JSON. On 68 MB and 250 MB prefixes of
+// the 1 GB bench corpus, and on 250 MB of the old-names and wide-leads shapes, its four files hold exactly
+// the rows of ours, value for value and in the same order: every column of every row, joined on the row's
+// position in the file, compared with IS DISTINCT FROM; the JSON columns are equal as text, not only after
+// json() reformats both. TestDuckDBPlanMatchesTransform checks the same on a small corpus and on leads whose
+// keys come in other spellings and types.
 //
 // Plan kept: read_ndjson directly in each of the four COPY statements. Every COPY reads the whole input, but
 // declares the data column as only the STRUCT it needs, so the reader parses each line straight into it: the
 // events COPY reads data as JSON (its text is a column) and json_transforms it once; the leads COPY reads
 // data.leads as JSON[] (each element's text is the lead column) and json_transforms each lead once; the
 // experience and education COPYs read data.leads[].experience (or education) as JSON[] and json_transform
-// each element once. Arrays a COPY does not need are skipped by the reader, never turned into text.
+// each element once. Arrays a COPY does not need are skipped by the reader, never turned into text. To leave
+// typed values out of a lead or element, its COPY also takes the JSON type of every key in one json_type call
+// (one more parse of the object) and applies one json_merge_patch that names only the keys to drop.
 //
 // Plan not kept: parse once into temporary tables (event rows plus data.leads as JSON[]; then lead rows plus
 // their experience and education as JSON[]), then COPY each table from those. On the 1 GB corpus with 2
@@ -35,16 +43,29 @@ import (
 // against 44 s); two other plans were slower than the one kept too: a temporary table for the leads only
 // (55 s), and direct reads where every COPY json_transforms the whole data object (62 s).
 //
-// Differences from transform.Files, none of which changes a row count on a corpus of bare events:
+// Differences from transform.Files, none of which changes a row count and none of which occurs in the bench
+// corpus (every lead and element JSON of ours is {} on it, so no key there is kept for any reason below):
 //   - received_at and signature come from buffer envelopes; the corpus has bare events, so they are NULL.
 //   - extra (top-level keys other than the known ones) is NULL: the corpus has none, and rebuilding it would
 //     need the whole line as JSON a second time.
-//   - A key given in two spellings takes the first in a fixed order, not the first in the JSON text.
+//   - repairs is always empty: the plan repairs nothing (see the last item), and ours repairs nothing in the
+//     corpus.
+//   - A key given in two spellings takes the first in a fixed order, not the first in the JSON text; the JSON
+//     column then leaves out that spelling and keeps the other.
+//   - An integer column takes whatever json_transform casts (true is 1, 1.5 is 2), where ours reads only whole
+//     numbers and strings holding them and else tries the next spelling, which then is left out of the JSON.
+//   - A JSON integer written -0 is left out (json_type says BIGINT, and its text reads back as 0), where ours
+//     keeps it as not spelled as the integer.
+//   - A key given twice in one object is left out twice; ours leaves out the first only.
+//   - Text is never cut: text over 1 MiB (ours cuts it and keeps the whole value in the JSON) is stored whole
+//     and left out of the JSON, and so are skills over 1 MiB in all.
 //   - Timestamps are strings cast with try_cast; Unix-epoch numbers are not read.
 //   - lead_count is json_array_length, which is 0 rather than NULL when data.leads is not an array, and
-//     json_merge_patch drops data.leads (lead.experience, lead.education) even when it is not an array.
-//   - A line that is not a JSON object, or whose data does not fit the declared STRUCT, fails the run instead
-//     of going to quarantine.
+//     json_merge_patch drops data.leads even when it is not an array.
+//   - JSON is written as DuckDB formats it: a number such as 5e2 becomes 500.0.
+//   - A line that is not a JSON object, or whose data does not fit the declared STRUCT (a lead that is not an
+//     object, or an experience or education that is neither an array nor null, in the child COPYs), fails the
+//     run instead of going to quarantine.
 
 // maxObjectSize is read_ndjson's maximum_object_size: well above the longest corpus line (about 600 KB).
 const maxObjectSize = 16 << 20
@@ -98,42 +119,191 @@ const dataShape = `{
   "creditsUsed": "JSON", "credits_used": "JSON", "resultsUrl": "VARCHAR", "results_url": "VARCHAR"
 }`
 
-// leadShape is the json_transform structure of one element of data.leads.
-const leadShape = `{
-  "id": "VARCHAR", "leadId": "VARCHAR", "lead_id": "VARCHAR",
-  "linkedin_identifier": "VARCHAR", "linkedinIdentifier": "VARCHAR",
-  "linkedin_url": "VARCHAR", "linkedinUrl": "VARCHAR", "first_name": "VARCHAR", "firstName": "VARCHAR",
-  "last_name": "VARCHAR", "lastName": "VARCHAR", "full_name": "VARCHAR", "fullName": "VARCHAR", "name": "VARCHAR",
-  "headline": "VARCHAR", "summary": "VARCHAR", "about": "VARCHAR",
-  "location": "VARCHAR", "city": "VARCHAR", "country": "VARCHAR",
-  "profile_picture_url": "VARCHAR", "profilePictureUrl": "VARCHAR",
-  "company": "VARCHAR", "company_name": "VARCHAR", "companyName": "VARCHAR",
-  "job_position": "VARCHAR", "jobPosition": "VARCHAR", "job_title": "VARCHAR", "jobTitle": "VARCHAR", "title": "VARCHAR",
-  "industry": "VARCHAR", "seniority": "VARCHAR", "company_linkedin_url": "VARCHAR", "companyLinkedinUrl": "VARCHAR",
-  "website": "VARCHAR", "employees": "VARCHAR", "company_size": "VARCHAR", "companySize": "VARCHAR",
-  "email": "VARCHAR", "phone": "VARCHAR",
-  "connections": "BIGINT", "connectionCount": "BIGINT", "connection_count": "BIGINT",
-  "followers": "BIGINT", "followerCount": "BIGINT", "follower_count": "BIGINT",
-  "skills": ["VARCHAR"], "experience": ["NULL"], "education": ["NULL"]
-}`
+// keyKind says how a typed column reads its keys, and so when a JSON column may leave a key out.
+type keyKind int
 
-// experienceShape is the json_transform structure of one element of a lead's experience.
-const experienceShape = `{
-  "title": "VARCHAR", "position": "VARCHAR", "job_title": "VARCHAR",
-  "company": "VARCHAR", "company_name": "VARCHAR", "companyName": "VARCHAR",
-  "duration": "VARCHAR", "location": "VARCHAR",
-  "start_date": "VARCHAR", "startDate": "VARCHAR", "start": "VARCHAR",
-  "end_date": "VARCHAR", "endDate": "VARCHAR", "end": "VARCHAR", "description": "VARCHAR"
-}`
+const (
+	textKey   keyKind = iota // VARCHAR; left out when the key holds a JSON string (text is never cut here)
+	intKey                   // BIGINT; left out when the key holds a JSON integer
+	skillsKey                // VARCHAR[]; left out when the key holds an array of strings only
+)
 
-// educationShape is the json_transform structure of one element of a lead's education.
-const educationShape = `{
-  "school": "VARCHAR", "school_name": "VARCHAR", "schoolName": "VARCHAR", "institution": "VARCHAR",
-  "degree": "VARCHAR", "degree_name": "VARCHAR",
-  "field_of_study": "VARCHAR", "fieldOfStudy": "VARCHAR", "field": "VARCHAR",
-  "start_date": "VARCHAR", "startDate": "VARCHAR", "start": "VARCHAR",
-  "end_date": "VARCHAR", "endDate": "VARCHAR", "end": "VARCHAR"
-}`
+// typedColumn is one typed column of leads, experience or education: its name and the key spellings it is
+// read from, in the order coalesce tries them. These lists are the only place the plan names lead, experience
+// and education keys: the json_transform shapes, the column expressions and the keys the JSON columns leave
+// out are all generated from them.
+type typedColumn struct {
+	name string
+	kind keyKind
+	keys []string
+}
+
+// leadColumns are the typed columns of leads read from a lead object, in table order.
+var leadColumns = []typedColumn{
+	{"lead_id", textKey, []string{"id", "leadId", "lead_id"}},
+	{"linkedin_identifier", textKey, []string{"linkedin_identifier", "linkedinIdentifier"}},
+	{"linkedin_url", textKey, []string{"linkedin_url", "linkedinUrl"}},
+	{"first_name", textKey, []string{"first_name", "firstName"}},
+	{"last_name", textKey, []string{"last_name", "lastName"}},
+	{"full_name", textKey, []string{"full_name", "fullName", "name"}},
+	{"headline", textKey, []string{"headline"}},
+	{"summary", textKey, []string{"summary", "about"}},
+	{"location", textKey, []string{"location"}},
+	{"city", textKey, []string{"city"}},
+	{"country", textKey, []string{"country"}},
+	{"profile_picture_url", textKey, []string{"profile_picture_url", "profilePictureUrl"}},
+	{"company", textKey, []string{"company", "company_name", "companyName"}},
+	{"job_position", textKey, []string{"job_position", "jobPosition"}},
+	{"job_title", textKey, []string{"job_title", "jobTitle", "title"}},
+	{"industry", textKey, []string{"industry"}},
+	{"seniority", textKey, []string{"seniority"}},
+	{"company_linkedin_url", textKey, []string{"company_linkedin_url", "companyLinkedinUrl"}},
+	{"website", textKey, []string{"website"}},
+	{"employees", textKey, []string{"employees", "company_size", "companySize"}},
+	{"email", textKey, []string{"email"}},
+	{"phone", textKey, []string{"phone"}},
+	{"connections", intKey, []string{"connections", "connectionCount", "connection_count"}},
+	{"followers", intKey, []string{"followers", "followerCount", "follower_count"}},
+	{"skills", skillsKey, []string{"skills"}},
+}
+
+// leadArrays are the lead keys whose arrays become rows of their own tables, left out of leads.lead.
+var leadArrays = []string{"experience", "education"}
+
+// experienceColumns are the typed columns of experience read from an element, in table order.
+var experienceColumns = []typedColumn{
+	{"title", textKey, []string{"title", "position", "job_title"}},
+	{"company", textKey, []string{"company", "company_name", "companyName"}},
+	{"duration", textKey, []string{"duration"}},
+	{"location", textKey, []string{"location"}},
+	{"start_date", textKey, []string{"start_date", "startDate", "start"}},
+	{"end_date", textKey, []string{"end_date", "endDate", "end"}},
+	{"description", textKey, []string{"description"}},
+}
+
+// educationColumns are the typed columns of education read from an element, in table order.
+var educationColumns = []typedColumn{
+	{"school", textKey, []string{"school", "school_name", "schoolName", "institution"}},
+	{"degree", textKey, []string{"degree", "degree_name"}},
+	{"field_of_study", textKey, []string{"field_of_study", "fieldOfStudy", "field"}},
+	{"start_date", textKey, []string{"start_date", "startDate", "start"}},
+	{"end_date", textKey, []string{"end_date", "endDate", "end"}},
+}
+
+// shapeOf returns the json_transform structure that reads every key of cols, plus each of arrays as a list
+// (only its length is used). skills is read as its JSON text, so that its element types can be checked on
+// that small text rather than on the whole object.
+func shapeOf(cols []typedColumn, arrays []string) string {
+	var b strings.Builder
+	b.WriteString("{")
+	add := func(key, typ string) {
+		if b.Len() > 1 {
+			b.WriteString(", ")
+		}
+		b.WriteString(jsonString(key) + ": " + typ)
+	}
+	for _, c := range cols {
+		typ := map[keyKind]string{textKey: `"VARCHAR"`, intKey: `"BIGINT"`, skillsKey: `"JSON"`}[c.kind]
+		for _, k := range c.keys {
+			add(k, typ)
+		}
+	}
+	for _, a := range arrays {
+		add(a, `["NULL"]`)
+	}
+	return b.String() + "}"
+}
+
+// coalesceOf returns the expression of column c from the struct alias: the first spelling that is not null.
+func coalesceOf(alias string, c typedColumn) string {
+	if len(c.keys) == 1 {
+		return alias + "." + sqlIdent(c.keys[0])
+	}
+	fields := make([]string, len(c.keys))
+	for i, k := range c.keys {
+		fields[i] = alias + "." + sqlIdent(k)
+	}
+	return "coalesce(" + strings.Join(fields, ", ") + ")"
+}
+
+// columnsOf returns the select list of cols, read from the struct alias.
+func columnsOf(alias string, cols []typedColumn) string {
+	exprs := make([]string, len(cols))
+	for i, c := range cols {
+		e := coalesceOf(alias, c)
+		if c.kind == skillsKey {
+			e = `list_filter(json_transform(` + e + `, '["VARCHAR"]'), s -> s IS NOT NULL)`
+		}
+		exprs[i] = e + " AS " + sqlIdent(c.name)
+	}
+	return strings.Join(exprs, ",\n  ")
+}
+
+// typesOf returns the expression listing the JSON type of the object obj itself (at index 1) and of each key
+// of cols and of arrays (in their order, from index 2), so one parse of obj answers every test restOf makes.
+func typesOf(obj string, cols []typedColumn, arrays []string) string {
+	paths := []string{sqlString("$")}
+	for _, k := range keysOf(cols, arrays) {
+		paths = append(paths, sqlString("$."+jsonString(k)))
+	}
+	return "json_type(" + obj + ", [" + strings.Join(paths, ", ") + "])"
+}
+
+// keysOf lists the keys of cols, then arrays, in the order typesOf gives their types.
+func keysOf(cols []typedColumn, arrays []string) []string {
+	var keys []string
+	for _, c := range cols {
+		keys = append(keys, c.keys...)
+	}
+	return append(keys, arrays...)
+}
+
+// restOf returns the expression of the JSON column: obj less every key whose typed column holds its value as
+// sent, and less each of arrays that is an array, as transform.Files writes it. types is typesOf's list and
+// alias the json_transform struct. A key is left out when it is the spelling coalesce chose (every earlier
+// spelling is null) and it holds a JSON string (text column), a JSON integer (integer column; json_type tells
+// integers from other numbers) or an array of strings only (skills). The keys are removed with one merge
+// patch naming them with null; an obj that is not an object is kept as it is, and a JSON null (which
+// unnest gives as SQL NULL) is written as null. The result is VARCHAR.
+func restOf(obj, types, alias string, cols []typedColumn, arrays []string) string {
+	var drops []string
+	at := 2 // index of the next key's type in types
+	typeIs := func(i int, names ...string) string {
+		if len(names) == 1 {
+			return fmt.Sprintf("%s[%d] = %s", types, i, sqlString(names[0]))
+		}
+		quoted := make([]string, len(names))
+		for j, n := range names {
+			quoted[j] = sqlString(n)
+		}
+		return fmt.Sprintf("%s[%d] IN (%s)", types, i, strings.Join(quoted, ", "))
+	}
+	for _, c := range cols {
+		for i, k := range c.keys {
+			var cond []string
+			switch c.kind {
+			case textKey:
+				cond = append(cond, typeIs(at, "VARCHAR"))
+			case intKey:
+				cond = append(cond, typeIs(at, "BIGINT", "UBIGINT"), alias+"."+sqlIdent(k)+" IS NOT NULL")
+			case skillsKey:
+				f := alias + "." + sqlIdent(k)
+				cond = append(cond, typeIs(at, "ARRAY"), "list_filter(json_type("+f+", '$[*]'), t -> t <> 'VARCHAR') = []")
+			}
+			for _, earlier := range c.keys[:i] {
+				cond = append(cond, alias+"."+sqlIdent(earlier)+" IS NULL")
+			}
+			drops = append(drops, "CASE WHEN "+strings.Join(cond, " AND ")+" THEN "+sqlString(jsonString(k)+":null")+" END")
+			at++
+		}
+	}
+	for _, a := range arrays {
+		drops = append(drops, "CASE WHEN "+typeIs(at, "ARRAY")+" THEN "+sqlString(jsonString(a)+":null")+" END")
+		at++
+	}
+	patch := "('{' || concat_ws(',',\n      " + strings.Join(drops, ",\n      ") + ") || '}')::JSON"
+	return "coalesce(CASE WHEN " + typeIs(1, "OBJECT") + " THEN json_merge_patch(" + obj + ", " + patch + ") ELSE " + obj + " END::VARCHAR, 'null')"
+}
 
 // readEvents returns a query with one row per input line: event_id, event_type_raw, event_type, occurred_at,
 // workspace_id and data, typed as dataType; with lineNumbers also source_line. Lines without an event ID are
@@ -220,7 +390,8 @@ SELECT
   json_merge_patch(data, '{"leads": null}')::VARCHAR AS data,
   NULL::VARCHAR AS extra,
   ` + sqlString(input) + ` AS source_file,
-  source_line
+  source_line,
+  []::VARCHAR[] AS repairs
 FROM c`
 }
 
@@ -237,85 +408,57 @@ u AS (
     unnest(data.leads) AS lead, generate_subscripts(data.leads, 1) - 1 AS lead_index
   FROM src
 ),
-t AS (SELECT *, json_transform(lead, '` + leadShape + `') AS l FROM u)
+t AS (
+  SELECT *, json_transform(lead, ` + sqlString(shapeOf(leadColumns, leadArrays)) + `) AS l,
+    ` + typesOf("lead", leadColumns, leadArrays) + ` AS k
+  FROM u
+)
 SELECT
   event_id,
   lead_index::BIGINT AS lead_index,
   event_type,
   occurred_at,
   job_id,
-  coalesce(l.id, l.leadId, l.lead_id) AS lead_id,
-  coalesce(l.linkedin_identifier, l.linkedinIdentifier) AS linkedin_identifier,
-  coalesce(l.linkedin_url, l.linkedinUrl) AS linkedin_url,
-  coalesce(l.first_name, l.firstName) AS first_name,
-  coalesce(l.last_name, l.lastName) AS last_name,
-  coalesce(l.full_name, l.fullName, l.name) AS full_name,
-  l.headline AS headline,
-  coalesce(l.summary, l.about) AS summary,
-  l.location AS location,
-  l.city AS city,
-  l.country AS country,
-  coalesce(l.profile_picture_url, l.profilePictureUrl) AS profile_picture_url,
-  coalesce(l.company, l.company_name, l.companyName) AS company,
-  coalesce(l.job_position, l.jobPosition) AS job_position,
-  coalesce(l.job_title, l.jobTitle, l.title) AS job_title,
-  l.industry AS industry,
-  l.seniority AS seniority,
-  coalesce(l.company_linkedin_url, l.companyLinkedinUrl) AS company_linkedin_url,
-  l.website AS website,
-  coalesce(l.employees, l.company_size, l.companySize) AS employees,
-  l.email AS email,
-  l.phone AS phone,
-  coalesce(l.connections, l.connectionCount, l.connection_count) AS connections,
-  coalesce(l.followers, l.followerCount, l.follower_count) AS followers,
-  list_filter(l.skills, s -> s IS NOT NULL) AS skills,
+  ` + columnsOf("l", leadColumns) + `,
   len(l.experience)::BIGINT AS experience_count,
   len(l.education)::BIGINT AS education_count,
-  json_merge_patch(lead, '{"experience": null, "education": null}')::VARCHAR AS lead
+  ` + restOf("lead", "k", "l", leadColumns, leadArrays) + ` AS lead
 FROM t`
 }
 
-// childQuery selects the experience or education table (list names the lead's array): the keys and parent
-// columns, the columns of fields read from each element through shape, and the element's JSON.
-func childQuery(input, list, shape, fields string) string {
-	data := `STRUCT(leads STRUCT(id VARCHAR, leadId VARCHAR, lead_id VARCHAR, ` + list + ` JSON[])[])`
+// childQuery selects the experience or education table (list names the lead's array, cols its typed columns):
+// the keys and parent columns, the typed columns and the element's JSON less what they hold.
+func childQuery(input, list string, cols []typedColumn) string {
+	var leadID []string
+	for _, k := range leadColumns[0].keys {
+		leadID = append(leadID, sqlIdent(k)+" VARCHAR")
+	}
+	data := `STRUCT(leads STRUCT(` + strings.Join(leadID, ", ") + `, ` + list + ` JSON[])[])`
 	return `WITH src AS (` + readEvents(input, data, false) + `),
 ld AS (
   SELECT event_id, occurred_at, unnest(data.leads) AS l, generate_subscripts(data.leads, 1) - 1 AS lead_index
   FROM src
 ),
 u AS (
-  SELECT event_id, lead_index, coalesce(l.id, l.leadId, l.lead_id) AS lead_id, occurred_at,
+  SELECT event_id, lead_index, ` + coalesceOf("l", leadColumns[0]) + ` AS lead_id, occurred_at,
     unnest(l.` + list + `) AS element, generate_subscripts(l.` + list + `, 1) - 1 AS position
   FROM ld
 ),
-t AS (SELECT *, json_transform(element, '` + shape + `') AS e FROM u)
+t AS (
+  SELECT *, json_transform(element, ` + sqlString(shapeOf(cols, nil)) + `) AS e,
+    ` + typesOf("element", cols, nil) + ` AS k
+  FROM u
+)
 SELECT
   event_id,
   lead_index::BIGINT AS lead_index,
   position::BIGINT AS position,
   lead_id,
   occurred_at,
-  ` + fields + `,
-  element::VARCHAR AS element
+  ` + columnsOf("e", cols) + `,
+  ` + restOf("element", "k", "e", cols, nil) + ` AS element
 FROM t`
 }
-
-// experienceFields are the typed columns of the experience table.
-const experienceFields = `coalesce(e.title, e.position, e.job_title) AS title,
-  coalesce(e.company, e.company_name, e.companyName) AS company,
-  e.duration AS duration,
-  e.location AS location,
-  coalesce(e.start_date, e.startDate, e."start") AS start_date,
-  coalesce(e.end_date, e.endDate, e."end") AS end_date,
-  e.description AS description`
-
-// educationFields are the typed columns of the education table.
-const educationFields = `coalesce(e.school, e.school_name, e.schoolName, e.institution) AS school,
-  coalesce(e.degree, e.degree_name) AS degree,
-  coalesce(e.field_of_study, e.fieldOfStudy, e.field) AS field_of_study,
-  coalesce(e.start_date, e.startDate, e."start") AS start_date,
-  coalesce(e.end_date, e.endDate, e."end") AS end_date`
 
 // statement is one SQL statement of a conversion, with a short label for progress lines.
 type statement struct {
@@ -331,8 +474,8 @@ func conversion(input, outDir string, threads int) []statement {
 		{"spill dir", "SET temp_directory = " + sqlString(filepath.Join(outDir, "duckdb.tmp"))},
 		{"events", copyTo(eventsQuery(input), outDir, "events")},
 		{"leads", copyTo(leadsQuery(input), outDir, "leads")},
-		{"experience", copyTo(childQuery(input, "experience", experienceShape, experienceFields), outDir, "experience")},
-		{"education", copyTo(childQuery(input, "education", educationShape, educationFields), outDir, "education")},
+		{"experience", copyTo(childQuery(input, "experience", experienceColumns), outDir, "experience")},
+		{"education", copyTo(childQuery(input, "education", educationColumns), outDir, "education")},
 	}
 }
 
@@ -340,6 +483,17 @@ func conversion(input, outDir string, threads int) []statement {
 func copyTo(query, outDir, table string) string {
 	path := filepath.Join(outDir, table+".parquet")
 	return "COPY (" + query + ") TO " + sqlString(path) + " (FORMAT parquet, COMPRESSION snappy)"
+}
+
+// sqlIdent quotes s as a SQL identifier.
+func sqlIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// jsonString quotes s as a JSON string.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s) // a string always marshals
+	return string(b)
 }
 
 // sqlString quotes s as a SQL string literal.
