@@ -31,14 +31,7 @@ func TestOnePoisonEventIsIsolatedOnBigQuery(t *testing.T) {
 			lines = append(lines, envelopeLine("evt_xpoisonx"))
 		}
 	}
-	l, _ := loaderOver(t, w, nil, lines...)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	rep, err := l.Run(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := rep.Batches[0]
+	m := loadOnce(t, w, lines...)
 	if m.Step != load.StepArchived || m.Refused != 1 {
 		t.Fatalf("batch %+v", m)
 	}
@@ -49,6 +42,19 @@ func TestOnePoisonEventIsIsolatedOnBigQuery(t *testing.T) {
 	if got := countAll(t, direct); got != "1000" {
 		t.Fatalf("events stored: %s, want 1000", got)
 	}
+}
+
+// loadOnce runs one load of lines into w, within five minutes, and returns the manifest of its one batch.
+func loadOnce(t *testing.T, w load.Warehouse, lines ...string) *load.Manifest {
+	t.Helper()
+	l, _ := loaderOver(t, w, nil, lines...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := l.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep.Batches[0]
 }
 
 // loaderOver writes lines as the one sealed segment of a new data directory and returns a loader that loads
@@ -102,14 +108,7 @@ func TestMergeOutOfMemoryIsSplit(t *testing.T) {
 	for i := range 200 {
 		lines = append(lines, envelopeLine(fmt.Sprintf("evt_big_%04d", i)))
 	}
-	l, _ := loaderOver(t, w, nil, lines...)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	rep, err := l.Run(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m := rep.Batches[0]; m.Step != load.StepArchived || m.Refused != 0 {
+	if m := loadOnce(t, w, lines...); m.Step != load.StepArchived || m.Refused != 0 {
 		t.Fatalf("batch %+v, want it archived with nothing refused", m)
 	}
 	if proxy.faultsLeft() != 0 {
