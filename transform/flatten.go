@@ -137,7 +137,7 @@ func (f *flattener) line(raw []byte, src source) {
 		return
 	}
 	switch {
-	case obj.Get("quarantine") != nil && (obj.Get("line") != nil || obj.Get("line_base64") != nil):
+	case isQuarantineRecord(obj):
 		f.requeue(raw, obj, src)
 	case obj.Get(envelope.KeyVersion) != nil && obj.Get(envelope.KeyReceivedAt) != nil:
 		f.envelope(raw, obj, src)
@@ -213,6 +213,12 @@ func (f *flattener) requeue(raw []byte, obj *fastjson.Object, src source) {
 	}
 	f.stats.Lines-- // the inner line is counted instead
 	f.line(line, orig)
+}
+
+// isQuarantineRecord reports whether a line's object is a quarantine record (AppendQuarantineRecord), which is
+// read back as the line it keeps.
+func isQuarantineRecord(obj *fastjson.Object) bool {
+	return obj.Get("quarantine") != nil && (obj.Get("line") != nil || obj.Get("line_base64") != nil)
 }
 
 // quarantined reads a quarantine record (AppendQuarantineRecord): the line it keeps, a copy, and where that line

@@ -250,19 +250,10 @@ func (f *flattener) process(c *chunk) chunkResult {
 	f.resetParsers(len(c.data))
 	f.stats = Counts{}
 	f.quarantine = f.quarantine[:0]
-	data := c.data
-	line := c.firstLine
-	for len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
-		var l []byte
-		if i < 0 {
-			l, data = data, nil
-		} else {
-			l, data = data[:i], data[i+1:]
-		}
-		f.line(l, source{file: c.file, line: line})
-		line++
-	}
+	c.lines(func(l []byte, src source) bool {
+		f.line(l, src)
+		return true
+	})
 	var r chunkResult
 	for i, t := range f.tables {
 		r.records[i] = t.take()
@@ -271,6 +262,24 @@ func (f *flattener) process(c *chunk) chunkResult {
 	r.counts = f.stats
 	r.bytes = int64(len(c.data))
 	return r
+}
+
+// lines calls fn for each line of the chunk (without its newline, empty ones too) with its source, in order,
+// until fn returns false.
+func (c *chunk) lines(fn func(l []byte, src source) bool) {
+	data, n := c.data, c.firstLine
+	for len(data) > 0 {
+		l := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if !fn(l, source{file: c.file, line: n}) {
+			return
+		}
+		n++
+	}
 }
 
 // readChunks cuts each file into chunks of whole lines of about size bytes and hands them to emit in order.
@@ -458,31 +467,26 @@ func Lines(ctx context.Context, srcs []Source, fn func(file string, line int64, 
 	bufs := make(chunkBuffers, 2)
 	err := readChunks(ctx, srcs, 1<<20, bufs, func(c *chunk) bool {
 		defer bufs.put(c.data)
-		data, n := c.data, c.firstLine
-		for len(data) > 0 && ferr == nil {
-			l := data
-			if i := bytes.IndexByte(data, '\n'); i >= 0 {
-				l, data = data[:i], data[i+1:]
-			} else {
-				data = nil
-			}
-			src := source{file: c.file, line: n}
-			n++
+		if ferr != nil { // fn failed in an earlier source: read no further
+			return false
+		}
+		c.lines(func(l []byte, src source) bool {
 			if len(bytes.TrimSpace(l)) == 0 {
-				continue
+				return true
 			}
 			if bytes.HasPrefix(l, []byte(`{"quarantine"`)) {
 				if v, err := p.ParseBytes(l); err == nil {
-					if obj, err := v.Object(); err == nil && (obj.Get("line") != nil || obj.Get("line_base64") != nil) {
+					if obj, err := v.Object(); err == nil && isQuarantineRecord(obj) {
 						if orig, inner, err := quarantined(obj, src); err == nil {
 							ferr = fn(orig.file, orig.line, inner)
-							continue
+							return ferr == nil
 						}
 					}
 				}
 			}
 			ferr = fn(src.file, src.line, l)
-		}
+			return ferr == nil
+		})
 		return ferr == nil
 	})
 	return cmp.Or(ferr, err)
