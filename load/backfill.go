@@ -151,9 +151,9 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 			}
 			t := backfillTransformed{backfillGroup: g, id: id, parts: slices.Clone(cp.Parts[g.i:g.j])}
 			began := time.Now()
-			t.batch, t.res, t.err = l.backfillTransform(ctx, id, cp.Parts[g.i:g.j], opts, progress)
+			t.batch, t.res, t.err = l.backfillTransform(ctx, id, t.parts, opts, progress)
 			l.log.Debug("backfill batch transformed", "batch", id, "seconds", time.Since(began).Seconds(), "err", t.err)
-			for _, p := range cp.Parts[g.i:g.j] {
+			for _, p := range t.parts {
 				read += p.Size
 			}
 			sum.Lines += t.res.Counts.Lines
@@ -250,12 +250,7 @@ func (l *Loader) backfillTransform(ctx context.Context, id string, parts []part,
 	if err := os.RemoveAll(dir); err != nil {
 		return Batch{}, transform.Result{}, fmt.Errorf("clear backfill batch %s: %w", id, err)
 	}
-	srcs := make([]transform.Source, len(parts))
-	for i, p := range parts {
-		srcs[i] = p.Source
-	}
-	topts := l.opts.Transform
-	topts.Keep = opts.Keep
+	topts := l.backfillTransformOptions(opts)
 	topts.Progress = progress
 	if opts.Overlap && !opts.DryRun && topts.Workers == 0 {
 		// The load of the batch before runs alongside on a core of its own: a worker less costs no time and
@@ -263,7 +258,7 @@ func (l *Loader) backfillTransform(ctx context.Context, id string, parts []part,
 		// worker, 43 s and 576 MB with two).
 		topts.Workers = max(runtime.GOMAXPROCS(0)-1, 1)
 	}
-	res, err := transform.Sources(ctx, srcs, dir, topts)
+	res, err := transform.Sources(ctx, sources(parts), dir, topts)
 	if err != nil {
 		os.RemoveAll(dir)
 		return Batch{}, res, fmt.Errorf("transform backfill batch %s: %w", id, err)
@@ -271,6 +266,23 @@ func (l *Loader) backfillTransform(ctx context.Context, id string, parts []part,
 	b := NewBatch(id, res)
 	b.Replace = opts.Replace
 	return b, res, nil
+}
+
+// backfillTransformOptions are the transform settings of a backfill's batches, and of their partial batches
+// when events are isolated: the loader's, with the backfill's filters.
+func (l *Loader) backfillTransformOptions(opts BackfillOptions) transform.Options {
+	topts := l.opts.Transform
+	topts.Keep = opts.Keep
+	return topts
+}
+
+// sources are the transform inputs of parts.
+func sources(parts []part) []transform.Source {
+	srcs := make([]transform.Source, len(parts))
+	for i, p := range parts {
+		srcs[i] = p.Source
+	}
+	return srcs
 }
 
 // backfillLoad keeps a transformed batch's quarantine output and loads it (unless the run is a dry run),
@@ -335,10 +347,8 @@ func (l *Loader) isolateBackfill(ctx context.Context, t backfillTransformed, opt
 	if err != nil {
 		return LoadResult{}, fmt.Errorf("isolate backfill batch %s: %w", t.id, err)
 	}
-	topts := l.opts.Transform
-	topts.Keep = opts.Keep
 	m := &Manifest{ID: t.id}
-	iso := &isolation{dir: filepath.Join(t.dir(l), "isolate"), transform: topts, replace: opts.Replace}
+	iso := &isolation{dir: filepath.Join(t.dir(l), "isolate"), transform: l.backfillTransformOptions(opts), replace: opts.Replace}
 	if err := l.isolateLines(ctx, m, wh, cause, refs, iso); err != nil {
 		return LoadResult{}, err
 	}

@@ -100,13 +100,9 @@ func backfillLines(ctx context.Context, parts []part, path string) ([]lineRef, e
 	}
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<20)
-	srcs := make([]transform.Source, len(parts))
-	for i, p := range parts {
-		srcs[i] = p.Source
-	}
 	var refs []lineRef
 	var off int64
-	err = transform.Lines(ctx, srcs, func(file string, line int64, text []byte) error {
+	err = transform.Lines(ctx, sources(parts), func(file string, line int64, text []byte) error {
 		refs = append(refs, lineRef{path: path, off: off, len: int64(len(text)), file: file, line: line})
 		off += int64(len(text)) + 1
 		if _, err := w.Write(text); err != nil {
