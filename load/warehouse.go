@@ -39,9 +39,8 @@ type Batch struct {
 	Rows map[string]int64
 	// HasOccurred is true when some event had an occurred_at; MinOccurred and MaxOccurred then bound them, to
 	// prune the partitions (or row groups) a merge reads. A bound may be the zero time.Time (0001-01-01, a
-	// storable time), so only HasOccurred says whether there is a range. Pruning is exact because duplicates
-	// of an event carry the same occurred_at: SendPilot's timestamp is the time of the event, not of the
-	// delivery, and the transform derives occurred_at from it alone.
+	// storable time), so only HasOccurred says whether there is a range. Pruning is exact by the package's
+	// occurred_at invariant (duplicates of an event share it).
 	HasOccurred              bool
 	MinOccurred, MaxOccurred time.Time
 	// HasNullOccurred is true when some event had no occurred_at (its rows live in the NULL partition).

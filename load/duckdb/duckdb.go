@@ -333,7 +333,7 @@ func prefixed(prefix string, names []string) string {
 
 // storedKeys selects the natural keys of table's stored rows that a row of the batch's file at path can
 // collide with: rows in the batch's occurred_at range (duplicates of an event share its occurred_at; see
-// load.Batch), or without a time when the batch has events without one, and with one of the file's event
+// package load), or without a time when the batch has events without one, and with one of the file's event
 // IDs. The time range is a constant filter on the scan, so DuckDB skips every row group whose min/max
 // statistics lie outside it: rows are appended roughly in time order, so a batch of recent events reads a few
 // row groups however many days the table holds. Each side is its own scan (UNION ALL) because an OR of the
