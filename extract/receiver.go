@@ -336,8 +336,8 @@ func (rc *Receiver) readBody(r *http.Request, gap int, check *Check, res *reserv
 }
 
 // wrap turns the line buffer holding the body at [gap:] into the envelope line and returns it. A JSON body is
-// validated in one pass (scanJSON), compacted where it lies if it has white space to lose and the head is written just in front of it, so the line is the
-// body's only copy. A body that is not JSON is quoted or base64-encoded into scratch, whose bytes are
+// validated in one pass (scanJSON), compacted where it lies if it has white space to lose, and the head is
+// written just in front of it, so the line is the body's only copy. A body that is not JSON is quoted or base64-encoded into scratch, whose bytes are
 // reserved in res first; ok is false when the budget has no room for them.
 func (rc *Receiver) wrap(env *envelope.Envelope, line []byte, gap int, scratch *[]byte, res *reservation) (record []byte, ok bool) {
 	body := line[gap:]
