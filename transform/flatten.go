@@ -564,10 +564,6 @@ func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 				leadID, _ = textOf(val, nil)
 				leadID = append([]byte(nil), leadID...)
 			}
-		case "connections", "connectionCount", "connection_count":
-			taken = f.takeInt(ld, ldConnections, val)
-		case "followers", "followerCount", "follower_count":
-			taken = f.takeInt(ld, ldFollowers, val)
 		case "skills":
 			taken = f.takeSkills(ld, val)
 		case "experience":
@@ -577,6 +573,8 @@ func (f *flattener) lead(v *fastjson.Value, index int64, p parent) {
 		default:
 			if col, ok := leadText[string(k)]; ok {
 				_, taken = f.takeText(ld, col, val)
+			} else if col, ok := leadInt[string(k)]; ok {
+				taken = f.takeInt(ld, col, val)
 			}
 		}
 		f.taken = append(f.taken, taken)
@@ -673,6 +671,12 @@ var leadText = map[string]int{
 	"company_linkedin_url": ldCompanyLinkedinURL, "companyLinkedinUrl": ldCompanyLinkedinURL,
 	"website": ldWebsite, "employees": ldEmployees, "company_size": ldEmployees, "companySize": ldEmployees,
 	"email": ldEmail, "phone": ldPhone,
+}
+
+// leadInt maps the keys of a lead object that hold counts to the lead's INT64 columns.
+var leadInt = map[string]int{
+	"connections": ldConnections, "connectionCount": ldConnections, "connection_count": ldConnections,
+	"followers": ldFollowers, "followerCount": ldFollowers, "follower_count": ldFollowers,
 }
 
 // childTable describes the rows made from a lead's experience or education array: which table, where the key

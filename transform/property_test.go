@@ -323,14 +323,13 @@ func leadColumn(k string) string {
 	switch k {
 	case "id", "leadId", "lead_id":
 		return leadsColumns[ldLeadID].name
-	case "connections", "connectionCount", "connection_count":
-		return leadsColumns[ldConnections].name
-	case "followers", "followerCount", "follower_count":
-		return leadsColumns[ldFollowers].name
 	case "skills":
 		return leadsColumns[ldSkills].name
 	}
 	if col, ok := leadText[k]; ok {
+		return leadsColumns[col].name
+	}
+	if col, ok := leadInt[k]; ok {
 		return leadsColumns[col].name
 	}
 	return ""
