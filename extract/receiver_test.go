@@ -301,3 +301,25 @@ func TestKeptHeaders(t *testing.T) {
 		})
 	}
 }
+
+// A pool keeps no buffer that has grown past its cap: the small pool, which envelope heads and answers take
+// from, never hands out a body-sized buffer, which no budget counts.
+func TestBufPoolKeepsNoBufferPastItsCap(t *testing.T) {
+	p := bufPool{max: 8 << 10}
+	for range 100 {
+		big := p.get(0)
+		*big = append(*big, make([]byte, 64<<10)...) // a buffer grown to a body's size
+		p.put(big)
+		small := p.get(0)
+		if cap(*small) > p.max {
+			t.Fatalf("the pool handed out a buffer of %d bytes, over its cap of %d", cap(*small), p.max)
+		}
+		if len(*small) != 0 {
+			t.Fatalf("a pooled buffer came back with %d bytes in it", len(*small))
+		}
+		p.put(small)
+	}
+	if b := p.get(100 << 10); cap(*b) < 100<<10 {
+		t.Fatalf("get(%d) returned %d bytes of capacity", 100<<10, cap(*b))
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -256,7 +255,7 @@ func (l *Loader) backfillTransform(ctx context.Context, id string, parts []part,
 		// The load of the batch before runs alongside on a core of its own: a worker less costs no time and
 		// keeps that worker's chunks out of memory (1 GB backfill, 2 cores: 44 s and 515 MB peak RSS with one
 		// worker, 43 s and 576 MB with two).
-		topts.Workers = max(runtime.GOMAXPROCS(0)-1, 1)
+		topts.Workers = transform.WorkersLeavingCores(1)
 	}
 	res, err := transform.Sources(ctx, sources(parts), dir, topts)
 	if err != nil {

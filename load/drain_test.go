@@ -77,3 +77,62 @@ func TestDrainStopsAtWhatWasPendingAtTheStart(t *testing.T) {
 		t.Fatalf("run: %d batches, %v; want the 2 pending at its start", len(rep.Batches), err)
 	}
 }
+
+// A drain closes the warehouse after each batch, so no batch's transform runs beside DuckDB's cache (and
+// under the Go heap's share lowered for it): every batch is transformed with no warehouse open, and each is
+// loaded by a warehouse opened for it.
+func TestDrainClosesTheWarehouseBetweenBatches(t *testing.T) {
+	e := newEnv(t)
+	for seq := uint64(1); seq <= 3; seq++ {
+		writeSegment(t, e.dataDir, seq, event(fmt.Sprintf("evt_%d", seq)))
+	}
+	var open, opened int
+	var transformedOpen []string
+	l, err := load.New(load.Options{
+		DataDir: e.dataDir,
+		Buffer:  e.buffer(),
+		Warehouse: func() (load.Warehouse, error) {
+			opened++
+			return closeCounting{duckdb.New(e.dbPath), &open}, nil
+		},
+		MaxBatchBytes: 1, // one segment a batch
+		Backoff:       time.Millisecond,
+		AfterStep: func(batch string, step load.Step) {
+			if step == load.StepTransformed && open > 0 {
+				transformedOpen = append(transformedOpen, batch)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := l.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Batches) != 3 {
+		t.Fatalf("%d batches, want 3", len(rep.Batches))
+	}
+	if len(transformedOpen) > 0 || opened != 3 || open != 0 {
+		t.Fatalf("batches transformed with the warehouse open: %v; warehouses opened %d, want 3; left open %d",
+			transformedOpen, opened, open)
+	}
+}
+
+// closeCounting counts, in open, the warehouses prepared (Ensure) and not yet closed.
+type closeCounting struct {
+	load.Warehouse
+	open *int
+}
+
+func (w closeCounting) Ensure(ctx context.Context) error {
+	*w.open++
+	return w.Warehouse.Ensure(ctx)
+}
+
+func (w closeCounting) Close() error {
+	if *w.open > 0 {
+		*w.open--
+	}
+	return w.Warehouse.Close()
+}

@@ -197,14 +197,19 @@ func (l *Loader) Run(ctx context.Context) (Report, error) {
 	start := l.opts.Now()
 	defer func() { l.m.duration.Observe(l.opts.Now().Sub(start).Seconds()) }()
 
+	// The warehouse is opened when a batch first needs it and closed after each batch, as a backfill does:
+	// DuckDB keeps its cache (up to its memory limit) while open, and the next batch's transform needs the
+	// memory more (internal/memlimit lowers the Go heap's share while DuckDB is open).
 	var wh Warehouse
-	defer func() {
+	release := func() {
 		if wh != nil {
 			if err := wh.Close(); err != nil {
 				l.log.Error("close warehouse", "err", err)
 			}
+			wh = nil
 		}
-	}()
+	}
+	defer release()
 	warehouse := func() (Warehouse, error) {
 		if wh == nil {
 			w, err := l.opts.Warehouse()
@@ -234,6 +239,7 @@ func (l *Loader) Run(ctx context.Context) (Report, error) {
 			return rep, err
 		}
 		rep.Batches = append(rep.Batches, m)
+		release()
 	}
 
 	if err := l.opts.Buffer.Seal(); err != nil {
@@ -282,6 +288,7 @@ func (l *Loader) Run(ctx context.Context) (Report, error) {
 		if l.opts.Once || ctx.Err() != nil {
 			break
 		}
+		release()
 		next, err := l.Pending()
 		if err != nil {
 			return rep, err

@@ -56,6 +56,10 @@ type Options struct {
 	Progress func(bytesRead int64, counts Counts)
 }
 
+// WorkersLeavingCores is the number of workers that leaves n cores to work running beside a transform (a
+// DuckDB load, serve's receiver): GOMAXPROCS-n, at least 1.
+func WorkersLeavingCores(n int) int { return max(runtime.GOMAXPROCS(0)-n, 1) }
+
 func (o *Options) defaults() {
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)

@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"sendpilot-loader/configs"
 	"sendpilot-loader/extract/envelope"
 	"sendpilot-loader/load"
 	"sendpilot-loader/load/duckdb"
@@ -111,5 +114,18 @@ func TestLoadDryRunAndStatus(t *testing.T) {
 	out, _ = exec.Command(binary, "status", "--data-dir", dataDir).CombinedOutput()
 	if !strings.Contains(string(out), "pending segments:  0") || !strings.Contains(string(out), "archived") {
 		t.Fatalf("status after load:\n%s", out)
+	}
+}
+
+// serve's own loads transform with a worker fewer than the cores, so the receiver keeps one; the load command
+// and backfill, which run alone, take them all.
+func TestScheduledLoadsLeaveACore(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	cfg := configs.Defaults()
+	if got := scheduledLoaderOptions(cfg, slog.New(slog.DiscardHandler), nil, nil, os.Getenv).Transform.Workers; got != 3 {
+		t.Errorf("serve's transform workers on 4 cores = %d, want 3", got)
+	}
+	if got := loaderOptions(cfg, slog.New(slog.DiscardHandler), nil, nil, os.Getenv).Transform.Workers; got != 0 {
+		t.Errorf("the load command's transform workers = %d, want 0 (the transform's default, every core)", got)
 	}
 }

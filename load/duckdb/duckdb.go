@@ -31,6 +31,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"sendpilot-loader/internal/memlimit"
 	"sendpilot-loader/load"
 	sqlfiles "sendpilot-loader/sql"
 	"sendpilot-loader/transform"
@@ -40,11 +41,14 @@ import (
 type Warehouse struct {
 	path string
 	// MemoryLimit caps DuckDB's buffer memory during a load, in bytes (0: DuckDB's default, 80% of RAM). A load
-	// writes its rows out as it goes, so most of what the cap evicts is pages already written.
+	// writes its rows out as it goes, so most of what the cap evicts is pages already written. While the file
+	// is open for loading, the cap comes out of the Go heap's soft limit (internal/memlimit), so DuckDB and Go
+	// together stay within the process's memory_limit.
 	MemoryLimit int64
 	// BusyTimeout bounds how long Open waits for another process to release the file (default 30 s).
 	BusyTimeout time.Duration
 	db          *sql.DB
+	release     func() // gives back to the Go heap the memory DuckDB may hold while db is open (memlimit)
 	// tables are the columns the warehouse writes, per table, and version the schema version they are:
 	// sql/duckdb/tables.sql and its recorded version (tests stand in for other releases with others).
 	tables  map[string][]sqlfiles.Column
@@ -94,14 +98,22 @@ ATTACH IF NOT EXISTS %s AS %s (ROW_GROUP_SIZE %d); USE %s`, quote(path+".tmp"), 
 }
 
 // LoadParams are the DuckDB settings a load runs with, as connection parameters: one thread (a parallel
-// insert keeps a partial row group per thread, doubling memory) and, when memoryLimit is positive, that
-// memory limit rounded down to MiB, at least 64 MB.
+// insert keeps a partial row group per thread, doubling memory) and loadMemory's limit, when there is one.
 func LoadParams(memoryLimit int64) string {
 	params := "threads=1"
-	if memoryLimit > 0 {
-		params += fmt.Sprintf("&memory_limit=%dMB", max(memoryLimit>>20, 64))
+	if n := loadMemory(memoryLimit); n > 0 {
+		params += fmt.Sprintf("&memory_limit=%dMB", n>>20)
 	}
 	return params
+}
+
+// loadMemory is DuckDB's memory limit during a load for a configured limit in bytes: rounded down to MiB, at
+// least 64 MiB; 0 (DuckDB's default, 80% of RAM) when none is configured.
+func loadMemory(memoryLimit int64) int64 {
+	if memoryLimit <= 0 {
+		return 0
+	}
+	return max(memoryLimit>>20, 64) << 20
 }
 
 // openWaiting opens dsn (running init on each new connection), retrying while another process holds the
@@ -151,6 +163,7 @@ func (w *Warehouse) open(ctx context.Context) error {
 		return err
 	}
 	w.db = db
+	w.release = memlimit.Hold(loadMemory(w.MemoryLimit))
 	return nil
 }
 
@@ -424,6 +437,7 @@ func (w *Warehouse) Close() error {
 	}
 	err := w.db.Close()
 	w.db = nil
+	w.release()
 	if err != nil {
 		return fmt.Errorf("close duckdb: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -185,4 +186,22 @@ func cappedWarehouse(t *testing.T) *Warehouse {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// While a load holds the file open, DuckDB's cap comes out of the Go heap's soft limit, so the process stays
+// within memory_limit; closing the file gives it back.
+func TestLoadMemoryComesOutOfTheGoLimit(t *testing.T) {
+	const budget = 256 << 20
+	before := debug.SetMemoryLimit(budget)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	w := cappedWarehouse(t) // open: Ensure ran
+	if got, want := debug.SetMemoryLimit(-1), int64(budget-w.MemoryLimit); got != want {
+		t.Errorf("Go's soft limit with the warehouse open = %d, want the budget less DuckDB's cap, %d", got, want)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetMemoryLimit(-1); got != budget {
+		t.Errorf("Go's soft limit after close = %d, want the budget %d", got, budget)
+	}
 }
