@@ -39,7 +39,8 @@ type Config struct {
 	// LogFormat is text or json.
 	LogFormat string `yaml:"log_format"`
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT, which wins when set); the collector works
-	// harder as the heap nears it. Zero leaves Go's default.
+	// harder as the heap nears it. While a load holds the DuckDB file open, load.duckdb_memory_limit comes out
+	// of it (never below half), so Go and DuckDB together stay near it. Zero leaves Go's default.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
 
 	Webhook  Webhook  `yaml:"webhook"`

@@ -44,7 +44,7 @@ func runBackfill(ctx context.Context, env *environment, args []string) int {
 		fs.Var(&types, "event-type", "only this event name, old or new (repeatable)")
 		fs.BoolVar(&dryRun, "dry-run", false, "transform and count, load nothing")
 		fs.BoolVar(&restart, "restart", false, "forget this run's checkpoint and start over")
-		fs.BoolVar(&overlap, "overlap", false, "transform the next batch while the current one loads: about 0.85x the time on 2 cores, about 1.5x the peak memory")
+		fs.BoolVar(&overlap, "overlap", false, "transform the next batch while the current one loads: about 0.85x the time on 2 cores, about 1.35x the peak memory")
 		fs.BoolVar(&replace, "replace", false, "replace the stored rows of the events read (every column, and their leads, experience and education) instead of keeping them")
 		fs.Int64Var(&maxErrors, "max-errors", 100, "exit non-zero when more lines than this are quarantined (-1: never)")
 		fs.Var(&partBytes, "part-bytes", "checkpoint big NDJSON files every this many bytes (default a quarter of load.max_batch_bytes)")
