@@ -163,9 +163,9 @@ func startSchedule(cfg configs.Config, log *slog.Logger, reg prometheus.Register
 
 // scheduledLoaderOptions are the settings of serve's own loads: the loader's, with a transform that leaves a
 // core to the receiver. Deliveries keep being answered while a batch transforms, and the transform holds one
-// worker's chunk and builders less: with the Go heap's share of memory_limit lowered while DuckDB loads
-// (internal/memlimit), that brought serve's peak RSS under the saturating pipeline bench from 352-366 MiB to
-// about 280 MiB on 2 cores.
+// worker's chunk and builders less. With the Go heap's share of memory_limit lowered while DuckDB loads
+// (internal/memlimit) and the warehouse closed between batches, serve's peak RSS under the saturating
+// pipeline bench fell from 360-411 MiB to 272-299 MiB on 2 cores (README, "Loads held within memory_limit").
 func scheduledLoaderOptions(cfg configs.Config, log *slog.Logger, reg prometheus.Registerer, buf load.Buffer, getenv func(string) string) load.Options {
 	opts := loaderOptions(cfg, log, reg, buf, getenv)
 	opts.Transform.Workers = transform.WorkersLeavingCores(1)
