@@ -19,9 +19,9 @@ import (
 )
 
 var (
-	mu     sync.Mutex
-	held   int64 // bytes held outside Go, by all holds
-	budget int64 // the soft limit before the first of the current holds
+	mu      sync.Mutex
+	held    int64 // bytes held outside Go, by all holds
+	lowered int64 // how far the soft limit is below the budget now
 )
 
 // Hold lowers the Go heap's soft limit by n bytes until release is called; release is idempotent. Holds add
@@ -32,9 +32,6 @@ func Hold(n int64) (release func()) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if held == 0 {
-		budget = debug.SetMemoryLimit(-1)
-	}
 	held += n
 	apply()
 	var once sync.Once
@@ -48,14 +45,16 @@ func Hold(n int64) (release func()) {
 	}
 }
 
-// apply sets the soft limit for what is held now; mu is held.
+// apply sets the soft limit for what is held now; mu is held. The budget is the limit now plus what the holds
+// took off it, so a limit set by someone else while nothing was taken off (a test, or no limit at the first
+// hold) becomes the budget.
 func apply() {
+	budget := debug.SetMemoryLimit(-1) + lowered
 	if budget == math.MaxInt64 {
+		lowered = 0
 		return
 	}
-	if held == 0 {
-		debug.SetMemoryLimit(budget)
-		return
-	}
-	debug.SetMemoryLimit(max(budget-held, budget/2))
+	limit := max(budget-held, budget/2)
+	debug.SetMemoryLimit(limit)
+	lowered = budget - limit
 }

@@ -65,3 +65,21 @@ func TestReleaseGivesBackItsOwnBytes(t *testing.T) {
 		t.Errorf("limit after both = %d, want %d", got, want)
 	}
 }
+
+// A limit set while something is held (GOMEMLIMIT changed by a test, say) becomes the budget that holds are
+// taken from and that their release restores.
+func TestLimitSetWhileHeldBecomesTheBudget(t *testing.T) {
+	const mib = 1 << 20
+	setLimit(t, math.MaxInt64)
+	release := Hold(64 * mib) // no limit: nothing to lower
+	debug.SetMemoryLimit(256 * mib)
+	other := Hold(32 * mib)
+	if got, want := current(), int64((256-64-32)*mib); got != want {
+		t.Errorf("limit = %d, want the new budget less both holds, %d", got, want)
+	}
+	other()
+	release()
+	if got, want := current(), int64(256*mib); got != want {
+		t.Errorf("limit after release = %d, want %d", got, want)
+	}
+}
