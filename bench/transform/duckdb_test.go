@@ -100,23 +100,7 @@ var jsonColumns = map[string]bool{"data": true, "extra": true, "lead": true, "el
 // columnNames returns the columns of a Parquet file, in order.
 func columnNames(t *testing.T, db *sql.DB, path string) []string {
 	t.Helper()
-	rows, err := db.Query("SELECT column_name FROM (DESCRIBE SELECT * FROM read_parquet(" + sqlString(path) + "))")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, n)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return names
+	return queryStrings(t, db, "SELECT column_name FROM (DESCRIBE SELECT * FROM read_parquet("+sqlString(path)+"))")
 }
 
 // differingRows returns the rows (by position) where column col of the two Parquet files differs, each as
@@ -132,21 +116,31 @@ FROM read_parquet(` + sqlString(a) + `, file_row_number = true) a
 FULL OUTER JOIN read_parquet(` + sqlString(b) + `, file_row_number = true) b USING (file_row_number)
 WHERE a.file_row_number IS NULL OR b.file_row_number IS NULL OR ` + va + ` IS DISTINCT FROM ` + vb + `
 ORDER BY file_row_number`
+	diffs := queryStrings(t, db, q)
+	for i, d := range diffs {
+		diffs[i] = strings.ReplaceAll(d, "\n", `\n`)
+	}
+	return diffs
+}
+
+// queryStrings runs q and returns its one text column, row by row.
+func queryStrings(t *testing.T, db *sql.DB, q string) []string {
+	t.Helper()
 	rows, err := db.Query(q)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var diffs []string
+	var out []string
 	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
+		var v string
+		if err := rows.Scan(&v); err != nil {
 			t.Fatal(err)
 		}
-		diffs = append(diffs, strings.ReplaceAll(d, "\n", `\n`))
+		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return diffs
+	return out
 }
