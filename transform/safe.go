@@ -227,12 +227,8 @@ func appendJSONString(dst, b []byte) []byte {
 
 // needsEscape reports whether b holds a byte JSON strings escape: a control character, '"' or '\\'.
 func needsEscape(b []byte) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	for len(b) >= 8 {
-		x := binary.LittleEndian.Uint64(b)
-		q, bs := x^(ones*'"'), x^(ones*'\\')
-		// A byte below 0x20, or a zero byte of q or bs (https://graphics.stanford.edu/~seander/bithacks.html#HasLessInWord).
-		if (x-ones*0x20)&^x&highs != 0 || (q-ones)&^q&highs != 0 || (bs-ones)&^bs&highs != 0 {
+		if !envelope.PlainWord(binary.LittleEndian.Uint64(b)) {
 			return true
 		}
 		b = b[8:]
