@@ -518,13 +518,7 @@ func keptHeaders(dst []envelope.Header, h http.Header) []envelope.Header {
 		if name == "" {
 			continue
 		}
-		value := ""
-		if len(vs) == 1 {
-			value = vs[0]
-		} else {
-			value = strings.Join(vs, ", ")
-		}
-		dst = append(dst, envelope.Header{Name: name, Value: value})
+		dst = append(dst, envelope.Header{Name: name, Value: strings.Join(vs, ", ")})
 	}
 	list := dst[start:]
 	slices.SortStableFunc(list, func(a, b envelope.Header) int { return strings.Compare(a.Name, b.Name) })
