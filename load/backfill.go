@@ -114,11 +114,7 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 		}
 	}
 	var wh Warehouse
-	defer func() {
-		if wh != nil {
-			wh.Close()
-		}
-	}()
+	defer l.closeWarehouse(&wh)
 	// The transform runs in a goroutine of its own and hands each batch to the load. With Overlap it goes on
 	// to the next batch while the one before loads (at most one transformed batch waits); without, it waits
 	// for each load first, so the transform's memory never comes on top of the load's. Either way the
@@ -181,12 +177,7 @@ func (l *Loader) Backfill(ctx context.Context, opts BackfillOptions) (BackfillRe
 		if err != nil {
 			return rep, err
 		}
-		if wh != nil {
-			// Release the warehouse between batches: DuckDB keeps its cache while open, and the transform
-			// needs the memory more.
-			wh.Close()
-			wh = nil
-		}
+		l.closeWarehouse(&wh)
 		select {
 		case loaded <- struct{}{}:
 		default:

@@ -197,19 +197,9 @@ func (l *Loader) Run(ctx context.Context) (Report, error) {
 	start := l.opts.Now()
 	defer func() { l.m.duration.Observe(l.opts.Now().Sub(start).Seconds()) }()
 
-	// The warehouse is opened when a batch first needs it and closed after each batch, as a backfill does:
-	// DuckDB keeps its cache (up to its memory limit) while open, and the next batch's transform needs the
-	// memory more (internal/memlimit lowers the Go heap's share while DuckDB is open).
+	// The warehouse is opened when a batch first needs it and closed after each batch (closeWarehouse).
 	var wh Warehouse
-	release := func() {
-		if wh != nil {
-			if err := wh.Close(); err != nil {
-				l.log.Error("close warehouse", "err", err)
-			}
-			wh = nil
-		}
-	}
-	defer release()
+	defer l.closeWarehouse(&wh)
 	warehouse := func() (Warehouse, error) {
 		if wh == nil {
 			w, err := l.opts.Warehouse()
@@ -239,7 +229,7 @@ func (l *Loader) Run(ctx context.Context) (Report, error) {
 			return rep, err
 		}
 		rep.Batches = append(rep.Batches, m)
-		release()
+		l.closeWarehouse(&wh)
 	}
 
 	if err := l.opts.Buffer.Seal(); err != nil {
@@ -288,7 +278,7 @@ func (l *Loader) Run(ctx context.Context) (Report, error) {
 		if l.opts.Once || ctx.Err() != nil {
 			break
 		}
-		release()
+		l.closeWarehouse(&wh)
 		next, err := l.Pending()
 		if err != nil {
 			return rep, err
@@ -302,6 +292,19 @@ func (l *Loader) Run(ctx context.Context) (Report, error) {
 	}
 	l.prune()
 	return rep, nil
+}
+
+// closeWarehouse closes *wh, if open, and forgets it. Runs and backfills close their warehouse after each
+// batch: DuckDB keeps its cache (up to its memory limit) while open, and the next batch's transform needs the
+// memory more (internal/memlimit lowers the Go heap's share while DuckDB is open).
+func (l *Loader) closeWarehouse(wh *Warehouse) {
+	if *wh == nil {
+		return
+	}
+	if err := (*wh).Close(); err != nil {
+		l.log.Error("close warehouse", "err", err)
+	}
+	*wh = nil
 }
 
 // plan names a new batch of pending segments, or returns nil when there are none.
