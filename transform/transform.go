@@ -286,10 +286,16 @@ func (c *chunk) lines(fn func(l []byte, src source) bool) {
 	}
 }
 
-// readChunks cuts each file into chunks of whole lines of about size bytes and hands them to emit in order.
+// readChunks cuts each file into chunks of whole lines of about size bytes and hands them to emit in order,
+// until emit returns false: then it reads no further, in this file or the next.
 func readChunks(ctx context.Context, srcs []Source, size int, bufs chunkBuffers, emit func(*chunk) bool) error {
+	stopped := false
+	take := func(c *chunk) bool {
+		stopped = !emit(c)
+		return !stopped
+	}
 	for _, src := range srcs {
-		if err := readFileChunks(ctx, src, size, bufs, emit); err != nil {
+		if err := readFileChunks(ctx, src, size, bufs, take); err != nil || stopped {
 			return err
 		}
 	}
@@ -471,9 +477,6 @@ func Lines(ctx context.Context, srcs []Source, fn func(file string, line int64, 
 	bufs := make(chunkBuffers, 2)
 	err := readChunks(ctx, srcs, 1<<20, bufs, func(c *chunk) bool {
 		defer bufs.put(c.data)
-		if ferr != nil { // fn failed in an earlier source: read no further
-			return false
-		}
 		c.lines(func(l []byte, src source) bool {
 			if len(bytes.TrimSpace(l)) == 0 {
 				return true
