@@ -347,7 +347,7 @@ func (l *Loader) isolateBackfill(ctx context.Context, t backfillTransformed, opt
 		rep.Refused += int64(m.Refused)
 		rep.RefusedFiles = append(rep.RefusedFiles, m.RefusedFile)
 	}
-	return LoadResult{Inserted: m.Inserted, BytesRead: m.BytesRead}, nil
+	return LoadResult{Inserted: m.Inserted, Replaced: iso.replaced, BytesRead: m.BytesRead}, nil
 }
 
 // addCounts adds a load's row counts per table to a run's; -1 (the warehouse cannot tell) sticks.

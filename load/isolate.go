@@ -40,6 +40,7 @@ type isolation struct {
 	replace   bool              // the batch replaces stored rows; so do its partial batches
 	loads     int
 	inserted  map[string]int64
+	replaced  map[string]int64 // with replace, stored rows the partial loads deleted
 	bytesRead map[string]int64
 	refused   []byte // quarantine records of the refused lines
 	nRefused  int
@@ -72,7 +73,7 @@ func (l *Loader) isolate(ctx context.Context, m *Manifest, wh Warehouse, cause e
 func (l *Loader) isolateLines(ctx context.Context, m *Manifest, wh Warehouse, cause error, refs []lineRef, iso *isolation) error {
 	l.log.Warn("warehouse refused batch; isolating the events it refuses", "batch", m.ID, "err", cause)
 	iso.l, iso.m, iso.wh, iso.lastCause = l, m, wh, cause
-	iso.inserted, iso.bytesRead = map[string]int64{}, map[string]int64{}
+	iso.inserted, iso.replaced, iso.bytesRead = map[string]int64{}, map[string]int64{}, map[string]int64{}
 	defer os.RemoveAll(iso.dir)
 	if err := iso.load(ctx, refs, "h"); err != nil {
 		return err
@@ -143,6 +144,7 @@ func (iso *isolation) load(ctx context.Context, refs []lineRef, suffix string) e
 		})
 		if err == nil {
 			addCounts(iso.inserted, res.Inserted)
+			addCounts(iso.replaced, res.Replaced)
 			addCounts(iso.bytesRead, res.BytesRead)
 			return nil
 		}

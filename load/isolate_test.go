@@ -384,6 +384,16 @@ func TestBackfillIsolatesRefusedEvents(t *testing.T) {
 	}
 
 	e.replayRefused(t, rep.RefusedFiles, "events=360 leads=0 experience=0 education=0", plainPath, 251)
+
+	// Rebuilding the same history with --replace isolates the refused event again, and the report counts the
+	// stored rows its partial loads replaced.
+	rep, err = l.Backfill(context.Background(), load.BackfillOptions{Files: []string{plainPath, zipPath}, Keep: keep, Filter: "message.sent", PartBytes: 8 << 10, Replace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Refused != 1 || rep.Replaced["events"] != 359 {
+		t.Fatalf("replace report refused %d, replaced %v; want one refused and 359 events replaced", rep.Refused, rep.Replaced)
+	}
 }
 
 func writeGzip(t *testing.T, path, text string) {
